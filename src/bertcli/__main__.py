@@ -1,0 +1,3 @@
+from bertcli.cli import main
+
+main()

@@ -1,0 +1,224 @@
+"""The command line: parse, load the config, call a stage's run function. Nothing else lives here.
+
+Every user error surfaces as one line on stderr and exit code 2. Stage modules are imported
+inside each command so that `--help` and shell completion stay fast (torch is slow to import).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from bertcli.errors import UserError
+
+app = typer.Typer(
+    add_completion=True,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="From raw text to a pretrained BERT encoder and fine-tuned models.",
+)
+tokenize_app = typer.Typer(no_args_is_help=True, help="Train a SentencePiece tokenizer; encode and decode text.")
+app.add_typer(tokenize_app, name="tokenize")
+
+SET_HELP = "Override any config key: --set optim.lr=3e-4 (repeatable)."
+
+
+@tokenize_app.command("train")
+def tokenize_train(
+    input: List[Path] = typer.Option(..., "--input", "-i", help="Text files (raw books or one sentence per line)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Tokenizer folder to write."),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Vocabulary size (default 8000)."),
+    model_type: Optional[str] = typer.Option(None, "--model-type", help="unigram or bpe (default unigram)."),
+    lowercase: Optional[bool] = typer.Option(None, "--lowercase/--cased", help="Lower-case (case-fold) text."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with tokenize settings."),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+):
+    """Train a SentencePiece tokenizer with [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4."""
+    from bertcli.config import TokenizeConfig, load_config
+    from bertcli.stages import tokenize
+
+    flags = {"input": [str(p) for p in input], "out": str(out), "vocab_size": vocab_size,
+             "model_type": model_type, "lowercase": lowercase}
+    cfg = load_config(TokenizeConfig, config, set_, flags)
+    tokenize.train(cfg)
+
+
+@tokenize_app.command("encode")
+def tokenize_encode(
+    tokenizer: Path = typer.Option(..., "--tokenizer", "-t", help="Tokenizer folder (or a checkpoint)."),
+    file: str = typer.Argument("-", help="Text file, one text per line; - for stdin."),
+    pieces: bool = typer.Option(False, "--pieces", help="Print pieces instead of ids."),
+):
+    """Encode text to token ids: one line in, one line of space-separated ids out."""
+    from bertcli.stages import tokenize
+
+    tokenize.encode(tokenizer, file, pieces)
+
+
+@tokenize_app.command("decode")
+def tokenize_decode(
+    tokenizer: Path = typer.Option(..., "--tokenizer", "-t", help="Tokenizer folder (or a checkpoint)."),
+    file: str = typer.Argument("-", help="Lines of space-separated ids; - for stdin."),
+):
+    """Decode token ids to text: one line in, one line out."""
+    from bertcli.stages import tokenize
+
+    tokenize.decode(tokenizer, file)
+
+
+@app.command("build-corpus")
+def build_corpus(
+    config: Optional[Path] = typer.Argument(None, help="YAML recipe (optional)."),
+    input: List[Path] = typer.Option([], "--input", "-i", help="Text: one sentence per line with blank lines "
+                                     "between documents, or raw files (one document per file)."),
+    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", "-t", help="Tokenizer folder."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Corpus folder to write."),
+    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Tokens per example (default 128)."),
+    dupe_factor: Optional[int] = typer.Option(None, "--dupe-factor", help="Copies with different masks (default 10)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 12345)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (output is the same for any)."),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+):
+    """Documents -> sentence pairs -> masked MLM/NSP examples, as memory-mappable shards."""
+    from bertcli.config import BuildCorpusConfig, load_config
+    from bertcli.stages import build_corpus as stage
+
+    flags = {"input": [str(p) for p in input] or None, "tokenizer": _str(tokenizer), "out": _str(out),
+             "max_seq_len": max_seq_len, "dupe_factor": dupe_factor, "seed": seed, "workers": workers}
+    stage.run(load_config(BuildCorpusConfig, config, set_, flags))
+
+
+@app.command("inspect")
+def inspect(
+    folder: Path = typer.Argument(..., help="Any bertcli folder: tokenizer, corpus, run or checkpoint."),
+    dump: int = typer.Option(0, "--dump", help="Corpus: write N examples as JSON lines to stdout."),
+    json_: bool = typer.Option(False, "--json", help="Machine-readable description on stdout."),
+    split: str = typer.Option("train", "--split", help="Corpus split for --dump (train or eval)."),
+):
+    """Describe a bertcli folder; --dump N prints corpus examples as JSON lines."""
+    from bertcli.stages import inspect as stage
+
+    stage.run(folder, dump=dump, as_json=json_, split=split)
+
+
+@app.command("pretrain")
+def pretrain(
+    config: Optional[Path] = typer.Argument(None, help="YAML recipe, e.g. recipes/pretrain/mini.yaml."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Corpus folder from build-corpus."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder to write."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="tiny|mini|small|medium|base|large|L4-H256 ..."),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from a checkpoint's weights."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (train.max_steps)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (train.batch_size)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (optim.lr)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto|cpu|cuda (runtime.device)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32|bf16 (runtime.dtype)."),
+):
+    """Pretrain with masked LM + next sentence prediction."""
+    from bertcli.config import PretrainConfig, load_config
+    from bertcli.stages import pretrain as stage
+
+    flags = {"corpus": _str(corpus), "out": _str(out), "init_from": _str(init_from), "model.preset": preset,
+             "train.max_steps": max_steps, "train.batch_size": batch_size, "optim.lr": lr,
+             "train.seed": seed, "runtime.device": device, "runtime.dtype": dtype}
+    stage.run(load_config(PretrainConfig, config, set_, flags), resume=resume)
+
+
+@app.command("finetune")
+def finetune(
+    config: Optional[Path] = typer.Argument(None, help="YAML recipe, e.g. recipes/finetune/sst2.yaml."),
+    task: Optional[str] = typer.Option(None, "--task", help="cls (single sentence or pair classification)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Checkpoint or run folder to start from."),
+    train: Optional[Path] = typer.Option(None, "--train", help="Training file (TSV, CSV or JSONL)."),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Dev file, evaluated every epoch."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Fine-tune run folder to write."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Epochs (train.epochs)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (optim.lr)."),
+    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Tokens per example (data.max_seq_len)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+):
+    """Fine-tune a pretrained encoder with a new task head; the best dev epoch is kept."""
+    from bertcli.config import FinetuneConfig, load_config
+    from bertcli.stages import finetune as stage
+
+    flags = {"task": task, "init": _str(init), "data.train": _str(train), "data.dev": _str(dev),
+             "out": _str(out), "train.epochs": epochs, "train.batch_size": batch_size, "optim.lr": lr,
+             "data.max_seq_len": max_seq_len, "train.seed": seed}
+    stage.run(load_config(FinetuneConfig, config, set_, flags))
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint or run folder."),
+    data: Path = typer.Option(..., "--data", help="Labelled file (classification) or corpus folder (pretrain)."),
+    json_: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Examples per forward pass."),
+    max_examples: int = typer.Option(0, "--max-examples", help="Evaluate at most N examples (0: all)."),
+    split: str = typer.Option("auto", "--split", help="Corpus split: auto (eval if present), train or eval."),
+):
+    """Evaluate a checkpoint: accuracy/F1/MCC for classification; MLM/NSP accuracy and perplexity."""
+    from bertcli.stages import evaluate as stage
+
+    stage.run(checkpoint, data, as_json=json_, batch_size=batch_size, max_examples=max_examples, split=split)
+
+
+@app.command("convert")
+def convert(
+    checkpoint: Optional[Path] = typer.Argument(None, help="bertcli checkpoint to export (with --to hf)."),
+    from_: Optional[str] = typer.Option(None, "--from", help="Import format: hf."),
+    source: Optional[Path] = typer.Option(None, "--hf-dir", hidden=True),
+    to: Optional[str] = typer.Option(None, "--to", help="Export format: hf."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write."),
+):
+    """Convert checkpoints: `--from hf HF_DIR` imports, `CKPT --to hf` exports."""
+    from bertcli.stages import convert as stage
+
+    stage.run(checkpoint=checkpoint, from_format=from_, to_format=to, out=out)
+
+
+@app.command("embed")
+def embed(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint or run folder."),
+    file: str = typer.Argument("-", help="Text file, one text per line; - for stdin."),
+    pooling: str = typer.Option("mean", "--pooling", help="mean|cls|pooler."),
+    normalize: bool = typer.Option(False, "--normalize", help="L2-normalise each vector."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
+    max_seq_len: int = typer.Option(128, "--max-seq-len", help="Tokens per text."),
+):
+    """Sentence vectors as JSON lines on stdout, one per input line."""
+    from bertcli.stages import embed as stage
+
+    stage.run(checkpoint, file, pooling=pooling, normalize=normalize, batch_size=batch_size,
+              max_seq_len=max_seq_len)
+
+
+def _str(value: Optional[Path]) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        # `bertcli ... | head` closed the pipe: not an error worth a traceback.
+        sys.stderr.close()
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,382 @@
+"""One YAML config loader for every subcommand.
+
+A YAML file is mapped onto frozen dataclasses; command-line flags and `--set section.key=value`
+override any key. Unknown keys, wrong types and bad values become one-line `ConfigError`s that
+name the key path, the file and line when the key came from a file, and a "did you mean".
+Dicts and strings-as-types stop here: everything past the loader sees typed dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from bertcli.errors import UserError
+
+
+class ConfigError(UserError):
+    pass
+
+
+class InvalidValue(ValueError):
+    """Raised by a section's `__post_init__`; the loader adds the key path and where it came from."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise InvalidValue(key, message)
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The architecture of a model trained from scratch; finetune/eval read it from the checkpoint."""
+
+    preset: str = "mini"  # tiny|mini|small|medium|base|large or L{layers}-H{hidden}
+    hidden_size: Optional[int] = None  # None: take it from the preset
+    num_layers: Optional[int] = None
+    num_heads: Optional[int] = None
+    intermediate_size: Optional[int] = None
+    max_position_embeddings: int = 512
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+
+    def __post_init__(self):
+        require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
+        require(0.0 <= self.attention_dropout < 1.0, "attention_dropout",
+                f"must be in [0, 1), got {self.attention_dropout}")
+        require(self.max_position_embeddings > 0, "max_position_embeddings", "must be > 0")
+        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
+            value = getattr(self, key)
+            require(value is None or value > 0, key, f"must be > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW as in BERT (Devlin et al. 2019, appendix A.2): decay on weights, not biases/LayerNorm."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-6
+    warmup_steps: int = -1  # -1: use warmup_ratio of the total steps
+    warmup_ratio: float = 0.1
+    grad_clip: float = 1.0  # 0 disables clipping
+
+    def __post_init__(self):
+        require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        require(0 <= self.beta1 < 1, "beta1", "must be in [0, 1)")
+        require(0 <= self.beta2 < 1, "beta2", "must be in [0, 1)")
+        require(self.eps > 0, "eps", "must be > 0")
+        require(self.warmup_steps >= -1, "warmup_steps", "must be >= 0 (or -1 for warmup_ratio)")
+        require(0 <= self.warmup_ratio <= 1, "warmup_ratio", "must be in [0, 1]")
+        require(self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 disables clipping)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_steps: int = 1000  # optimizer steps; for finetune 0 means `epochs` decides
+    epochs: float = 3.0  # finetune only
+    batch_size: int = 32  # examples per optimizer step, before accumulation splits it
+    grad_accum: int = 1  # micro-batches per optimizer step (batch_size must divide evenly)
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 0  # 0: only the final checkpoint
+    eval_every: int = 0  # pretrain: held-out evaluation every N steps (0: at the end only)
+    eval_examples: int = 512  # pretrain: held-out examples per evaluation
+
+    def __post_init__(self):
+        require(self.max_steps >= 0, "max_steps", f"must be >= 0, got {self.max_steps}")
+        require(self.epochs > 0, "epochs", f"must be > 0, got {self.epochs}")
+        require(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
+        require(self.grad_accum > 0, "grad_accum", f"must be > 0, got {self.grad_accum}")
+        require(self.batch_size % self.grad_accum == 0, "grad_accum",
+                f"must divide train.batch_size ({self.batch_size}) evenly, got {self.grad_accum}")
+        require(self.log_every > 0, "log_every", f"must be > 0, got {self.log_every}")
+        require(self.save_every >= 0, "save_every", "must be >= 0 (0: final checkpoint only)")
+        require(self.eval_every >= 0, "eval_every", "must be >= 0 (0: at the end only)")
+        require(self.eval_examples >= 0, "eval_examples", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Settings that change speed, never results (except bf16, which changes rounding)."""
+
+    device: str = "auto"  # auto|cpu|cuda|cuda:N|mps
+    dtype: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast; weights and optimizer stay fp32
+    compile: bool = False
+    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    progress: Literal["auto", "rich", "plain", "none"] = "auto"
+
+    def __post_init__(self):
+        require(self.threads >= 0, "threads", "must be >= 0")
+        require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+                "device", f"must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+@dataclass(frozen=True)
+class TokenizeConfig:
+    input: list[str] = field(default_factory=list)
+    out: str = ""
+    vocab_size: int = 8000
+    model_type: Literal["unigram", "bpe"] = "unigram"
+    lowercase: bool = False
+    character_coverage: float = 0.9995
+    max_sentences: int = 2_000_000  # SentencePiece samples this many lines for training
+    seed: int = 0
+
+    def __post_init__(self):
+        require(self.vocab_size >= 16, "vocab_size", f"must be >= 16, got {self.vocab_size}")
+        require(0 < self.character_coverage <= 1, "character_coverage", "must be in (0, 1]")
+        require(self.max_sentences > 0, "max_sentences", "must be > 0")
+
+
+@dataclass(frozen=True)
+class BuildCorpusConfig:
+    """Google's create_pretraining_data.py settings, with its defaults unless noted."""
+
+    input: list[str] = field(default_factory=list)
+    tokenizer: str = ""
+    out: str = ""
+    max_seq_len: int = 128
+    short_seq_prob: float = 0.1
+    masked_lm_prob: float = 0.15
+    max_predictions_per_seq: int = 20
+    random_next_prob: float = 0.5  # share of NSP pairs whose B comes from another document
+    dupe_factor: int = 10
+    seed: int = 12345
+    workers: int = 1
+    shard_size: int = 100_000  # examples per shard
+    eval_fraction: float = 0.0  # documents held out into an `eval` split
+
+    def __post_init__(self):
+        require(self.max_seq_len >= 8, "max_seq_len", f"must be >= 8, got {self.max_seq_len}")
+        require(0 <= self.short_seq_prob <= 1, "short_seq_prob", "must be in [0, 1]")
+        require(0 < self.masked_lm_prob < 1, "masked_lm_prob", "must be in (0, 1)")
+        require(self.max_predictions_per_seq > 0, "max_predictions_per_seq", "must be > 0")
+        require(0 <= self.random_next_prob <= 1, "random_next_prob", "must be in [0, 1]")
+        require(self.dupe_factor > 0, "dupe_factor", f"must be > 0, got {self.dupe_factor}")
+        require(self.workers > 0, "workers", f"must be > 0, got {self.workers}")
+        require(self.shard_size > 0, "shard_size", "must be > 0")
+        require(0 <= self.eval_fraction < 1, "eval_fraction", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    corpus: str = ""
+    out: str = ""
+    eval_corpus: str = ""  # empty: the corpus's own `eval` split if it has one
+    init_from: str = ""  # a checkpoint to continue pretraining from
+    model: ModelSpec = field(default_factory=ModelSpec)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+@dataclass(frozen=True)
+class TaskDataConfig:
+    """Where the labelled examples are and which columns hold what."""
+
+    train: str = ""
+    dev: str = ""
+    format: Literal["auto", "tsv", "csv", "jsonl"] = "auto"
+    text_column: str = "auto"  # auto: `sentence`, `text`, `sentence1`, `#1 String`, ...
+    text_pair_column: str = "auto"  # auto: `sentence2`, `#2 String`, ...; "none" for single
+    label_column: str = "auto"  # auto: `label`, `Quality`, ...
+    max_seq_len: int = 128
+
+    def __post_init__(self):
+        require(self.max_seq_len >= 8, "max_seq_len", f"must be >= 8, got {self.max_seq_len}")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    task: Literal["cls"] = "cls"
+    init: str = ""
+    out: str = ""
+    classifier_dropout: float = 0.1
+    data: TaskDataConfig = field(default_factory=TaskDataConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-5, weight_decay=0.01))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=0, batch_size=32))
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    dropout: Optional[float] = None  # None keeps the checkpoint's dropout
+
+    def __post_init__(self):
+        require(0 <= self.classifier_dropout < 1, "classifier_dropout", "must be in [0, 1)")
+        require(self.dropout is None or 0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
+
+
+# ----------------------------------------------------------------------------- the loader
+
+
+def load_config(cls: type, path: str | Path | None = None, sets: list[str] | None = None,
+                flags: dict[str, Any] | None = None):
+    """YAML file, then flags (None means "not given"), then `--set key=value`, in that order."""
+    raw: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    source = ""
+    if path:
+        path = Path(path)
+        source = str(path)
+        raw, lines = _read_yaml(path)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _assign(raw, key, value)
+    for item in sets or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set optim.lr=3e-4")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        _assign(raw, key.strip(), value)
+    return _build(cls, raw, "", source, lines)
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; give the path of a YAML recipe (see recipes/)")
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; a config is a YAML file such as recipes/pretrain/mini.yaml")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML ({problem}); fix the syntax on that line")
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (model:, train:, ...)")
+    lines: dict[str, int] = {}
+    _record_lines(node, "", lines)
+    return data, lines
+
+
+def _record_lines(node, prefix: str, lines: dict[str, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            lines[key] = key_node.start_mark.line + 1
+            _record_lines(value_node, key + ".", lines)
+
+
+def _assign(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    target = raw
+    for part in parts[:-1]:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            target[part] = child
+        target = child
+    target[parts[-1]] = value
+
+
+def _where(source: str, lines: dict[str, int], key: str) -> str:
+    if source and key in lines:
+        return f"{source}:{lines[key]}: "
+    return ""
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str, source: str, lines: dict[str, int]):
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f"; known keys: {', '.join(names)}"
+            raise ConfigError(f"{_where(source, lines, path)}unknown key '{path}'{hint}")
+        kwargs[key] = _coerce(hints[key], value, path, source, lines)
+    try:
+        return cls(**kwargs)
+    except InvalidValue as exc:
+        path = f"{prefix}{exc.key}"
+        raise ConfigError(f"{_where(source, lines, path)}{path}: {exc}") from None
+
+
+def _coerce(hint, value, path: str, source: str, lines: dict[str, int]):
+    where = _where(source, lines, path)
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}{path}: expected a section (a mapping), got {value!r}")
+        return _build(hint, value, path + ".", source, lines)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [option for option in options if option is not type(None)]
+        return _coerce(inner, value, path, source, lines)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            hint_text = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where}{path}: {value!r} is not one of {', '.join(map(str, choices))}{hint_text}")
+        return value
+    if origin is list:
+        (inner,) = typing.get_args(hint)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return [_coerce(inner, item, f"{path}[{i}]", source, lines) for i, item in enumerate(items)]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}{path}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}{path}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "3e-4" as a string; accept it as the number it plainly is
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}{path}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}{path}: expected a string, got {value!r}")
+    raise TypeError(f"config field {path} has an unsupported type {hint!r}")
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def from_dict(cls: type, data: dict[str, Any]):
+    """Rebuild a config saved by `dump_yaml` (a folder's config.yaml)."""
+    return _build(cls, data, "", "", {})

@@ -1,0 +1,1 @@
+"""Reading text, building the pretraining corpus, reading it back, and task readers."""

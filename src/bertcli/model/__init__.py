@@ -1,0 +1,23 @@
+"""The BERT encoder and its heads. Imports only torch and its own config."""
+
+from bertcli.model.config import BertConfig, preset_names, preset_shape
+from bertcli.model.encoder import BertEncoder
+from bertcli.model.heads import (
+    BertForPretraining,
+    BertForSequenceClassification,
+    ClassificationHead,
+    MaskedLMHead,
+    NextSentenceHead,
+)
+
+__all__ = [
+    "BertConfig",
+    "BertEncoder",
+    "BertForPretraining",
+    "BertForSequenceClassification",
+    "ClassificationHead",
+    "MaskedLMHead",
+    "NextSentenceHead",
+    "preset_names",
+    "preset_shape",
+]

@@ -1,0 +1,54 @@
+"""Where and how code runs: device, dtype, threads, seeding, and the console on stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from bertcli.errors import UserError
+
+# Progress and messages go to stderr; stdout is kept for data (JSON, ids, embeddings).
+console = Console(stderr=True, highlight=False)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"runtime.device={name}: no CUDA device here; use --set runtime.device=cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"runtime.device={name}: MPS is not available; use --set runtime.device=cpu")
+    return device
+
+
+def configure(threads: int) -> None:
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device, dtype: str):
+    """bf16 autocast when asked for; weights, gradients and optimizer state stay fp32."""
+    if dtype == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def progress_mode(setting: str) -> str:
+    """rich on a terminal, plain lines when stderr is a pipe or a file, or none."""
+    if setting != "auto":
+        return setting
+    return "rich" if sys.stderr.isatty() else "plain"

@@ -1,0 +1,157 @@
+"""Tokenizers: SentencePiece (trained by bertcli) behind one small interface.
+
+A tokenizer folder holds `tokenizer_config.json` (backend, files, special tokens, lower-casing),
+the backend's own files, and the usual manifest. Special tokens sit at fixed ids in every
+SentencePiece model bertcli trains: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from bertcli.errors import UserError
+
+TOKENIZER_CONFIG = "tokenizer_config.json"
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+SPM_MODEL = "spm.model"
+
+
+class Tokenizer:
+    """What the rest of bertcli needs from a tokenizer, whatever the backend."""
+
+    backend = "abstract"
+
+    def __init__(self, folder: Path, settings: dict):
+        self.folder = Path(folder)
+        self.settings = settings
+        ids = settings["special_ids"]
+        self.pad_id, self.unk_id = ids["[PAD]"], ids["[UNK]"]
+        self.cls_id, self.sep_id, self.mask_id = ids["[CLS]"], ids["[SEP]"], ids["[MASK]"]
+        self.special_ids = frozenset(ids.values())
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def lowercase(self) -> bool:
+        return bool(self.settings.get("lowercase", False))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, without special tokens."""
+        return self.encode_batch([text])[0]
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def id_to_piece(self, token_id: int) -> str:
+        raise NotImplementedError
+
+    def pieces(self, ids: list[int]) -> list[str]:
+        return [self.id_to_piece(i) for i in ids]
+
+    def decode(self, ids: list[int]) -> str:
+        raise NotImplementedError
+
+    def files(self) -> list[str]:
+        """The backend files that define the tokenizer (besides tokenizer_config.json)."""
+        return list(self.settings["files"])
+
+    def fingerprint(self) -> str:
+        """sha256 over the defining files: equal fingerprints tokenise identically."""
+        digest = hashlib.sha256()
+        for name in [TOKENIZER_CONFIG] + self.files():
+            digest.update((self.folder / name).read_bytes())
+        return digest.hexdigest()
+
+    def copy_to(self, folder: Path) -> None:
+        """Copy the tokenizer into `folder` (a checkpoint's or corpus's tokenizer/)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in [TOKENIZER_CONFIG] + self.files():
+            shutil.copy2(self.folder / name, folder / name)
+
+
+class SentencePieceTokenizer(Tokenizer):
+    backend = "sentencepiece"
+
+    def __init__(self, folder: Path, settings: dict):
+        super().__init__(folder, settings)
+        import sentencepiece
+
+        self.sp = sentencepiece.SentencePieceProcessor(model_file=str(self.folder / settings["files"][0]))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size()
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return self.sp.encode(texts)
+
+    def id_to_piece(self, token_id: int) -> str:
+        return self.sp.id_to_piece(token_id)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.sp.decode([i for i in ids if i not in self.special_ids])
+
+
+BACKENDS: dict[str, type[Tokenizer]] = {"sentencepiece": SentencePieceTokenizer}
+
+
+def load_tokenizer(folder: str | Path) -> Tokenizer:
+    folder = Path(folder)
+    path = folder / TOKENIZER_CONFIG
+    if not path.is_file():
+        raise UserError(f"{folder}: not a tokenizer folder (no {TOKENIZER_CONFIG}); "
+                        f"make one with `bertcli tokenize train` or `bertcli convert --from hf`")
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    backend = BACKENDS.get(settings.get("backend"))
+    if backend is None:
+        raise UserError(f"{path}: unknown tokenizer backend {settings.get('backend')!r}; "
+                        f"known: {', '.join(BACKENDS)}")
+    for name in settings.get("files", []):
+        if not (folder / name).is_file():
+            raise UserError(f"{folder / name}: missing tokenizer file; copy the whole tokenizer folder")
+    return backend(folder, settings)
+
+
+def train_sentencepiece(lines, out: Path, vocab_size: int, model_type: str, lowercase: bool,
+                        character_coverage: float, max_sentences: int, seed: int) -> None:
+    """Train a SentencePiece model from an iterator of text lines into `out`."""
+    import sentencepiece
+
+    # nmt_nfkc_cf = NFKC + case folding, applied inside the model, so encoding needs no extra step
+    # and an exported tokenizer lower-cases exactly as ours does.
+    normalization = "nmt_nfkc_cf" if lowercase else "nmt_nfkc"
+    sentencepiece.set_random_generator_seed(seed)  # the input-sentence sample is drawn from it
+    try:
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_prefix=str(out / "spm"),
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            normalization_rule_name=normalization,
+            pad_id=0, pad_piece="[PAD]", unk_id=1, unk_piece="[UNK]", bos_id=-1, eos_id=-1,
+            # control symbols are never produced from text, so "[MASK]" typed in a book stays text
+            control_symbols=["[CLS]", "[SEP]", "[MASK]"],
+            input_sentence_size=max_sentences,
+            shuffle_input_sentence=True,
+            num_threads=2,
+            minloglevel=2,
+        )
+    except RuntimeError as exc:
+        message = str(exc).splitlines()[-1] if str(exc) else "training failed"
+        if "Vocabulary size" in message or "vocab_size" in message:
+            raise UserError(f"tokenize train: {message}; lower --vocab-size or give more text")
+        raise UserError(f"tokenize train: SentencePiece failed: {message}")
+    settings = {
+        "backend": "sentencepiece",
+        "files": [SPM_MODEL],
+        "lowercase": lowercase,
+        "model_type": model_type,
+        "special_ids": {token: i for i, token in enumerate(SPECIAL_TOKENS)},
+    }
+    (out / TOKENIZER_CONFIG).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
