@@ -173,9 +173,8 @@ def evaluate(
 
 @app.command("convert")
 def convert(
-    checkpoint: Optional[Path] = typer.Argument(None, help="bertcli checkpoint to export (with --to hf)."),
+    checkpoint: Optional[Path] = typer.Argument(None, help="HF folder to import (--from hf) or checkpoint to export (--to hf)."),
     from_: Optional[str] = typer.Option(None, "--from", help="Import format: hf."),
-    source: Optional[Path] = typer.Option(None, "--hf-dir", hidden=True),
     to: Optional[str] = typer.Option(None, "--to", help="Export format: hf."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write."),
 ):
