@@ -125,6 +125,8 @@ def pretrain(
     from bertcli.config import PretrainConfig, load_config
     from bertcli.stages import pretrain as stage
 
+    if resume and config is None and out is not None and (out / "config.yaml").is_file():
+        config = out / "config.yaml"  # --resume alone continues the run with its own settings
     flags = {"corpus": _str(corpus), "out": _str(out), "init_from": _str(init_from), "model.preset": preset,
              "train.max_steps": max_steps, "train.batch_size": batch_size, "optim.lr": lr,
              "train.seed": seed, "runtime.device": device, "runtime.dtype": dtype}

@@ -1,8 +1,10 @@
-"""Tokenizers: SentencePiece (trained by bertcli) behind one small interface.
+"""Tokenizers: SentencePiece (trained by bertcli) and WordPiece (imported BERTs) behind one interface.
 
 A tokenizer folder holds `tokenizer_config.json` (backend, files, special tokens, lower-casing),
 the backend's own files, and the usual manifest. Special tokens sit at fixed ids in every
-SentencePiece model bertcli trains: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4.
+SentencePiece model bertcli trains: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4. A WordPiece
+vocabulary keeps the ids it came with (bert-base-uncased: [PAD]=0 [UNK]=100 [CLS]=101 ...), so
+its tokenizer_config.json records them under "special_ids".
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from bertcli.errors import UserError
 TOKENIZER_CONFIG = "tokenizer_config.json"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SPM_MODEL = "spm.model"
+WORDPIECE_JSON = "tokenizer.json"
+WORDPIECE_VOCAB = "vocab.txt"
 
 
 class Tokenizer:
@@ -97,7 +101,37 @@ class SentencePieceTokenizer(Tokenizer):
         return self.sp.decode([i for i in ids if i not in self.special_ids])
 
 
-BACKENDS: dict[str, type[Tokenizer]] = {"sentencepiece": SentencePieceTokenizer}
+class WordPieceTokenizer(Tokenizer):
+    """BERT's WordPiece, run by the `tokenizers` library from a serialised tokenizer.json.
+
+    The tokenizer.json holds the whole pipeline (BertNormalizer's lower-casing, accent stripping and
+    CJK spacing, BertPreTokenizer, greedy longest-match WordPiece), so an imported model tokenises
+    exactly as its Hugging Face fast tokenizer did; vocab.txt sits beside it for people and exports.
+    """
+
+    backend = "wordpiece"
+
+    def __init__(self, folder: Path, settings: dict):
+        super().__init__(folder, settings)
+        from tokenizers import Tokenizer as HFTokenizer
+
+        self.tok = HFTokenizer.from_file(str(self.folder / WORDPIECE_JSON))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tok.get_vocab_size(with_added_tokens=True)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.tok.encode_batch(texts, add_special_tokens=False)]
+
+    def id_to_piece(self, token_id: int) -> str:
+        return self.tok.id_to_token(token_id)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tok.decode(ids, skip_special_tokens=True)
+
+
+BACKENDS: dict[str, type[Tokenizer]] = {"sentencepiece": SentencePieceTokenizer, "wordpiece": WordPieceTokenizer}
 
 
 def load_tokenizer(folder: str | Path) -> Tokenizer:

@@ -1,0 +1,214 @@
+"""`bertcli pretrain`: masked LM + next sentence prediction on a corpus folder.
+
+Run folder:
+  manifest.json, config.yaml   the resolved config (what --resume continues)
+  metrics.jsonl                one line per logged step ("split": "train") and per evaluation ("eval")
+  steps/step-NNNNNNNN/         a full checkpoint plus train_state.pt: enough to resume exactly
+  final/                       the finished model (weights, model.json, tokenizer)
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+import torch
+import yaml
+
+from bertcli import artifacts, config
+from bertcli.checkpoint import load_checkpoint, save_checkpoint
+from bertcli.config import ModelSpec, PretrainConfig
+from bertcli.data.shards import CorpusReader, corpus_splits
+from bertcli.errors import UserError
+from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
+from bertcli.runtime import configure, console, pick_device, seed_everything
+from bertcli.tokenizer import load_tokenizer
+from bertcli.train.evaluation import evaluate_pretraining, to_device
+from bertcli.train.loop import TrainJob, append_metrics, train_loop, truncate_metrics
+from bertcli.train.optim import make_optimizer
+from bertcli.train.sampling import EpochBatches
+from bertcli.train.schedule import warmup_steps
+from bertcli.train.state import load_train_state, save_train_state
+
+STEP_DIR = re.compile(r"^step-(\d{8})$")
+# Keys that may differ between a run and its --resume: they change speed, logging or length only.
+RESUMABLE_CHANGES = ("train.max_steps", "train.log_every", "train.save_every", "train.eval_every",
+                     "train.eval_examples", "runtime.")
+
+
+def model_config(spec: ModelSpec, vocab_size: int, pad_id: int) -> BertConfig:
+    try:
+        shape = preset_shape(spec.preset)
+    except KeyError:
+        close = difflib.get_close_matches(spec.preset, preset_names(), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UserError(f"model.preset: unknown preset {spec.preset!r}{hint}; "
+                        f"choose tiny, mini, small, medium, base, large or L{{2..12}}-H{{128,256,512,768}}")
+    for key in shape:
+        if getattr(spec, key) is not None:
+            shape[key] = getattr(spec, key)
+    if shape["hidden_size"] % shape["num_heads"]:
+        raise UserError(f"model.hidden_size {shape['hidden_size']} is not divisible by model.num_heads "
+                        f"{shape['num_heads']}; choose sizes where it is")
+    return BertConfig(vocab_size=vocab_size, max_position_embeddings=spec.max_position_embeddings,
+                      dropout=spec.dropout, attention_dropout=spec.attention_dropout, pad_token_id=pad_id, **shape)
+
+
+def latest_step_dir(run: Path) -> Path | None:
+    steps = sorted(p for p in (run / "steps").glob("step-*") if STEP_DIR.match(p.name)) if (run / "steps").is_dir() else []
+    return steps[-1] if steps else None
+
+
+def check_resumable(run: Path, cfg: PretrainConfig) -> None:
+    artifacts.require(run, "pretrain-run")
+    saved_yaml = yaml.safe_load((run / artifacts.CONFIG).read_text(encoding="utf-8"))
+    saved = config.from_dict(PretrainConfig, saved_yaml)
+    old, new = _flatten(config.to_dict(saved)), _flatten(config.to_dict(cfg))
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key) and not key.startswith(RESUMABLE_CHANGES):
+            raise UserError(f"--resume: {key} was {old.get(key)!r} in {run}, now {new.get(key)!r}; "
+                            f"resume with the run's own settings or start a new --out")
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def open_eval_reader(cfg: PretrainConfig) -> CorpusReader | None:
+    if cfg.eval_corpus:
+        return CorpusReader(cfg.eval_corpus, "eval" if "eval" in corpus_splits(cfg.eval_corpus) else "train")
+    if "eval" in corpus_splits(cfg.corpus):
+        return CorpusReader(cfg.corpus, "eval")
+    return None
+
+
+def run(cfg: PretrainConfig, resume: bool = False) -> Path:
+    if not cfg.corpus:
+        raise UserError("pretrain: no corpus; pass --corpus CORPUS (a folder from `bertcli build-corpus`)")
+    if not cfg.out:
+        raise UserError("pretrain: no run folder; pass --out RUN")
+    run_dir = Path(cfg.out)
+    reader = CorpusReader(cfg.corpus, "train")
+    eval_reader = open_eval_reader(cfg)
+    tokenizer = load_tokenizer(Path(cfg.corpus) / "tokenizer")
+    if eval_reader is not None and eval_reader.tokenizer_fingerprint != reader.tokenizer_fingerprint:
+        raise UserError(f"{cfg.eval_corpus}: built with a different tokenizer than {cfg.corpus}; "
+                        f"rebuild it with --tokenizer {cfg.corpus}/tokenizer")
+
+    configure(cfg.runtime.threads)
+    device = pick_device(cfg.runtime.device)
+    seed_everything(cfg.train.seed)
+
+    init = load_checkpoint(cfg.init_from) if cfg.init_from else None
+    if init is not None:
+        if init.tokenizer().fingerprint() != reader.tokenizer_fingerprint:
+            raise UserError(f"{cfg.corpus}: built with a different tokenizer than {cfg.init_from}; rebuild "
+                            f"the corpus with --tokenizer {init.folder}/tokenizer")
+        arch = BertConfig.from_dict({**init.config.to_dict(), "dropout": cfg.model.dropout,
+                                     "attention_dropout": cfg.model.attention_dropout})
+    else:
+        arch = model_config(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
+    if reader.max_seq_len > arch.max_position_embeddings:
+        raise UserError(f"{cfg.corpus}: examples are {reader.max_seq_len} tokens but the model has "
+                        f"{arch.max_position_embeddings} positions; raise model.max_position_embeddings")
+    if reader.vocab_size > arch.vocab_size:
+        raise UserError(f"{cfg.corpus}: vocabulary of {reader.vocab_size} exceeds the model's {arch.vocab_size}")
+
+    model = BertForPretraining(arch)
+    if init is not None:
+        report_init(model, init)
+    model.to(device)
+    optimizer = make_optimizer(model, cfg.optim, device)
+
+    start_step = 0
+    metrics_path = run_dir / "metrics.jsonl"
+    if resume:
+        last = latest_step_dir(run_dir)
+        if last is None:
+            raise UserError(f"{run_dir}: no steps/ checkpoint to resume from; run without --resume "
+                            f"(set train.save_every to save checkpoints along the way)")
+        check_resumable(run_dir, cfg)
+        model.load_state_dict(load_checkpoint(last).state_dict())
+        start_step = load_train_state(last, optimizer)
+        if start_step >= cfg.train.max_steps:
+            raise UserError(f"{run_dir}: already at step {start_step}; raise train.max_steps to train further")
+        truncate_metrics(metrics_path, start_step)
+        console.print(f"resuming {run_dir} from step {start_step}")
+    else:
+        artifacts.check_output_target(run_dir)
+        if latest_step_dir(run_dir) or (run_dir / "final").exists():
+            raise UserError(f"{run_dir}: holds a run already; continue it with --resume or choose another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path.unlink(missing_ok=True)
+        artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus))
+
+    compiled = torch.compile(model) if cfg.runtime.compile else model
+    total = cfg.train.max_steps
+    batches = EpochBatches(len(reader), cfg.train.batch_size, cfg.train.seed)
+    micro = cfg.train.batch_size // cfg.train.grad_accum
+
+    def micro_batches(step: int):
+        indices = batches.indices(step)
+        return [to_device(reader.batch(indices[i:i + micro]), device) for i in range(0, len(indices), micro)]
+
+    def save(folder: Path, step: int, with_state: bool) -> None:
+        with artifacts.staged_folder(folder) as tmp:
+            save_checkpoint(tmp, model.state_dict(), arch, "pretraining", ["mlm", "nsp"], tokenizer,
+                            run_config=config.to_dict(cfg), extra={"step": step})
+            if with_state:
+                save_train_state(tmp, optimizer, step)
+
+    def evaluate(step: int) -> dict:
+        result = evaluate_pretraining(model, eval_reader, cfg.train.batch_size, cfg.train.eval_examples,
+                                      cfg.runtime.dtype)
+        append_metrics(metrics_path, {"step": step, "split": "eval", **result})
+        return result
+
+    def after_step(done: int) -> None:
+        # The last step gets a resumable checkpoint too, so that a finished run can be extended
+        # later (--resume with a larger train.max_steps).
+        if cfg.train.save_every and (done % cfg.train.save_every == 0 or done == total):
+            save(run_dir / "steps" / f"step-{done:08d}", done, with_state=True)
+        if eval_reader is not None and cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < total:
+            evaluate(done)
+
+    job = TrainJob(total_steps=total, peak_lr=cfg.optim.lr,
+                   warmup=warmup_steps(total, cfg.optim.warmup_steps, cfg.optim.warmup_ratio),
+                   grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
+                   micro_batches=micro_batches, losses=lambda m, b: _losses(m(**b)), after_step=after_step,
+                   metrics_path=metrics_path, dtype=cfg.runtime.dtype, description="pretrain")
+    train_loop(compiled, optimizer, job, start_step, cfg.runtime.progress)
+
+    save(run_dir / "final", total, with_state=False)
+    if eval_reader is not None:
+        result = evaluate(total)
+        console.print(f"held-out: MLM accuracy {result['mlm_accuracy']:.4f}, perplexity {result['perplexity']:.2f}, "
+                      f"NSP accuracy {result['nsp_accuracy']:.4f} ({result['examples']} examples)")
+    console.print(f"pretrained model: {run_dir / 'final'}")
+    return run_dir / "final"
+
+
+def _losses(out: dict) -> dict:
+    return {"loss": out["loss"], "mlm_loss": out["mlm_loss"], "nsp_loss": out["nsp_loss"]}
+
+
+def report_init(model: BertForPretraining, init) -> None:
+    """Load a checkpoint's encoder, and its MLM/NSP heads when it has them; say what starts fresh."""
+    state = init.state_dict()
+    missing, unexpected = model.load_state_dict(
+        {k: v for k, v in state.items() if k.startswith(("bert.", "mlm.", "nsp."))}, strict=False)
+    encoder_missing = [k for k in missing if k.startswith("bert.")]
+    if encoder_missing:
+        raise UserError(f"{init.folder}: encoder weights missing ({', '.join(encoder_missing[:3])} ...); "
+                        f"the checkpoint is incomplete")
+    fresh = sorted({k.split(".")[0] for k in missing})
+    if fresh:
+        console.print(f"[yellow]note:[/] {init.folder} has no {' or '.join(fresh)} head; "
+                      f"{'it starts' if len(fresh) == 1 else 'they start'} from random initialisation")

@@ -1,0 +1,78 @@
+"""`bertcli tokenize`: train a SentencePiece tokenizer; encode and decode lines of text."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bertcli import artifacts, config
+from bertcli.config import TokenizeConfig
+from bertcli.data.text import iter_lines, read_text_file
+from bertcli.errors import UserError
+from bertcli.runtime import console
+from bertcli.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece
+
+
+def train(cfg: TokenizeConfig) -> Path:
+    if not cfg.input:
+        raise UserError("tokenize train: no input; pass --input FILE (repeatable)")
+    out = artifacts.check_output_target(cfg.out)
+    lines = list(iter_lines(cfg.input))  # reads every file first, so a bad input fails before training
+    if not lines:
+        raise UserError(f"{cfg.input[0]}: no text to train on; give files with text in them")
+    with artifacts.staged_folder(out) as tmp:
+        train_sentencepiece(lines, tmp, cfg.vocab_size, cfg.model_type, cfg.lowercase,
+                            cfg.character_coverage, cfg.max_sentences, cfg.seed)
+        tokenizer = load_tokenizer(tmp)
+        artifacts.write_manifest(tmp, "tokenizer", config.to_dict(cfg), [Path(p) for p in cfg.input],
+                                 backend="sentencepiece", vocab_size=tokenizer.vocab_size,
+                                 fingerprint=tokenizer.fingerprint())
+    console.print(f"tokenizer: {out} ({cfg.model_type}, {cfg.vocab_size} pieces, "
+                  f"{'lower-cased' if cfg.lowercase else 'cased'}, trained on {len(lines):,} lines)")
+    return out
+
+
+def load_any(path: Path) -> Tokenizer:
+    """A tokenizer folder, or the tokenizer inside a checkpoint, run or corpus folder."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: not found; pass a tokenizer folder from `bertcli tokenize train`")
+    for candidate in (path, path / "tokenizer", path / "final" / "tokenizer", path / "best" / "tokenizer"):
+        if (candidate / "tokenizer_config.json").is_file():
+            return load_tokenizer(candidate)
+    raise UserError(f"{path}: holds no tokenizer; pass a folder from `bertcli tokenize train`")
+
+
+def _lines(file: str):
+    if file == "-":
+        for line in sys.stdin:
+            yield line.rstrip("\n").rstrip("\r")
+    else:
+        lines = read_text_file(file).split("\n")
+        if lines[-1] == "":  # the newline that ends the last line does not start another
+            lines.pop()
+        yield from lines
+
+
+def encode(tokenizer_path: Path, file: str, as_pieces: bool = False) -> None:
+    tokenizer = load_any(tokenizer_path)
+    out = sys.stdout
+    for line in _lines(file):
+        ids = tokenizer.encode(line)
+        out.write(" ".join(tokenizer.pieces(ids) if as_pieces else map(str, ids)) + "\n")
+    out.flush()
+
+
+def decode(tokenizer_path: Path, file: str) -> None:
+    tokenizer = load_any(tokenizer_path)
+    out = sys.stdout
+    for number, line in enumerate(_lines(file), start=1):
+        try:
+            ids = [int(token) for token in line.split()]
+        except ValueError:
+            raise UserError(f"{file}:{number}: expected space-separated token ids, got {line[:40]!r}")
+        bad = [i for i in ids if not 0 <= i < tokenizer.vocab_size]
+        if bad:
+            raise UserError(f"{file}:{number}: id {bad[0]} is outside the vocabulary (0..{tokenizer.vocab_size - 1})")
+        out.write(tokenizer.decode(ids) + "\n")
+    out.flush()

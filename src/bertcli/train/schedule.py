@@ -1,0 +1,22 @@
+"""The learning-rate schedule as a pure function of the step: linear warmup, then linear decay."""
+
+from __future__ import annotations
+
+
+def warmup_steps(total_steps: int, warmup_steps: int, warmup_ratio: float) -> int:
+    """Explicit warmup_steps win; -1 means a share of the run (BERT used 10k of 1M steps)."""
+    if warmup_steps >= 0:
+        return min(warmup_steps, total_steps)
+    return int(round(warmup_ratio * total_steps))
+
+
+def lr_at(step: int, peak_lr: float, warmup: int, total: int) -> float:
+    """lr for optimizer step `step` (0-based): rises to peak over `warmup` steps, falls to 0 at `total`.
+
+    The first step already gets peak/warmup (not 0), so no step is spent at lr 0.
+    """
+    if step < warmup:
+        return peak_lr * (step + 1) / warmup
+    if total <= warmup:
+        return peak_lr
+    return peak_lr * max(0.0, (total - step) / (total - warmup))
