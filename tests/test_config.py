@@ -71,3 +71,9 @@ def test_every_recipe_loads(recipe):
            "tokenize": TokenizeConfig}[recipe.parent.name]
     cfg = load_config(cls, recipe)
     assert cfg == load_config(cls, recipe)  # typed and deterministic
+
+
+def test_partial_section_keeps_the_stage_defaults():
+    cfg = load_config(FinetuneConfig, None, ["train.epochs=2", "optim.weight_decay=0.0"])
+    assert cfg.train.max_steps == 0 and cfg.train.epochs == 2  # finetune counts epochs, not steps
+    assert cfg.optim.lr == 2e-5 and cfg.optim.weight_decay == 0.0

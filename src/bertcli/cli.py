@@ -180,7 +180,13 @@ def convert(
     to: Optional[str] = typer.Option(None, "--to", help="Export format: hf."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write."),
 ):
-    """Convert checkpoints: `--from hf HF_DIR` imports, `CKPT --to hf` exports."""
+    """Convert checkpoints to and from Hugging Face BERT folders, with the same numbers.
+
+    `bertcli convert --from hf HF_DIR --out CKPT` imports BertModel, BertForPreTraining,
+    BertForMaskedLM or BertForSequenceClassification weights and the WordPiece tokenizer.
+    `bertcli convert CKPT --to hf --out HF_DIR` writes config.json, model.safetensors and a
+    tokenizer that transformers' from_pretrained loads.
+    """
     from bertcli.stages import convert as stage
 
     stage.run(checkpoint=checkpoint, from_format=from_, to_format=to, out=out)
@@ -190,25 +196,55 @@ def convert(
 def embed(
     checkpoint: Path = typer.Argument(..., help="Checkpoint or run folder."),
     file: str = typer.Argument("-", help="Text file, one text per line; - for stdin."),
-    pooling: str = typer.Option("mean", "--pooling", help="mean|cls|pooler."),
+    pooling: str = typer.Option("mean", "--pooling", help="mean (over real tokens, as sentence-transformers) "
+                                "| cls ([CLS] hidden state) | pooler (BERT's tanh pooler)."),
     normalize: bool = typer.Option(False, "--normalize", help="L2-normalise each vector."),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
-    max_seq_len: int = typer.Option(128, "--max-seq-len", help="Tokens per text."),
+    max_seq_len: int = typer.Option(128, "--max-seq-len", help="Tokens per text, [CLS] and [SEP] included; "
+                                    "longer texts are truncated."),
+    device: str = typer.Option("auto", "--device", help="auto|cpu|cuda."),
 ):
-    """Sentence vectors as JSON lines on stdout, one per input line."""
+    """Sentence vectors: for each input line, one line `{"embedding": [float, ...]}` on stdout.
+
+    Output line i belongs to input line i (empty lines too). Messages go to stderr.
+    """
     from bertcli.stages import embed as stage
 
     stage.run(checkpoint, file, pooling=pooling, normalize=normalize, batch_size=batch_size,
-              max_seq_len=max_seq_len)
+              max_seq_len=max_seq_len, device=device)
 
 
 def _str(value: Optional[Path]) -> Optional[str]:
     return None if value is None else str(value)
 
 
-def main() -> None:
+# Options that take several values after one flag, as a shell glob gives them: `--input books/*.txt`.
+MULTI_VALUE_OPTIONS = ("--input", "-i")
+
+
+def spread_multi_value_options(argv: List[str]) -> List[str]:
+    """Rewrite `--input a b c` as `--input a --input b --input c` (Click options take one value each).
+
+    Values run until the next token that starts with "-" (a lone "-" is stdin, so it is a value).
+    """
+    out: List[str] = []
+    current = None
+    for token in argv:
+        if token in MULTI_VALUE_OPTIONS:
+            current = token
+            continue
+        if current and (token == "-" or not token.startswith("-")):
+            out += [current, token]
+            continue
+        current = None
+        out.append(token)
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    argv = spread_multi_value_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        app()
+        app(args=argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -166,8 +166,12 @@ class BuildCorpusConfig:
     workers: int = 1
     shard_size: int = 100_000  # examples per shard
     eval_fraction: float = 0.0  # documents held out into an `eval` split
+    # lines: one sentence per line, blank lines between documents (Google's format); raw: prose,
+    # one document per file, split into sentences; auto: raw when the lines are hard-wrapped
+    input_format: Literal["auto", "lines", "raw"] = "auto"
 
     def __post_init__(self):
+        require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         require(self.max_seq_len >= 8, "max_seq_len", f"must be >= 8, got {self.max_seq_len}")
         require(0 <= self.short_seq_prob <= 1, "short_seq_prob", "must be in [0, 1]")
         require(0 < self.masked_lm_prob < 1, "masked_lm_prob", "must be in (0, 1)")
@@ -301,22 +305,35 @@ def _where(source: str, lines: dict[str, int], key: str) -> str:
     return ""
 
 
-def _build(cls: type, raw: dict[str, Any], prefix: str, source: str, lines: dict[str, int]):
+def _build(cls: type, raw: dict[str, Any], prefix: str, source: str, lines: dict[str, int], base=None):
+    """`cls` from `raw`; keys missing from `raw` keep their values in `base` (or the class defaults)."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {name: getattr(base, name) for name in fields} if base is not None else {}
     for key, value in raw.items():
         path = f"{prefix}{key}"
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f"; known keys: {', '.join(names)}"
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f"; known keys: {', '.join(fields)}"
             raise ConfigError(f"{_where(source, lines, path)}unknown key '{path}'{hint}")
-        kwargs[key] = _coerce(hints[key], value, path, source, lines)
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            # A section given in part keeps the defaults its parent chose for the rest
+            # (finetune's optim.lr is 2e-5, not OptimConfig's own 1e-4).
+            section_default = kwargs.get(key) or _field_default(fields[key])
+            kwargs[key] = _build(hints[key], value, path + ".", source, lines, section_default)
+        else:
+            kwargs[key] = _coerce(hints[key], value, path, source, lines)
     try:
         return cls(**kwargs)
     except InvalidValue as exc:
         path = f"{prefix}{exc.key}"
         raise ConfigError(f"{_where(source, lines, path)}{path}: {exc}") from None
+
+
+def _field_default(f: dataclasses.Field):
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
 
 
 def _coerce(hint, value, path: str, source: str, lines: dict[str, int]):

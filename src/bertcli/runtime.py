@@ -14,7 +14,7 @@ from rich.console import Console
 from bertcli.errors import UserError
 
 # Progress and messages go to stderr; stdout is kept for data (JSON, ids, embeddings).
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def pick_device(name: str = "auto") -> torch.device:

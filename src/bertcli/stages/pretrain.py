@@ -32,8 +32,8 @@ from bertcli.train.schedule import warmup_steps
 from bertcli.train.state import load_train_state, save_train_state
 
 STEP_DIR = re.compile(r"^step-(\d{8})$")
-# Keys that may differ between a run and its --resume: they change speed, logging or length only.
-RESUMABLE_CHANGES = ("train.max_steps", "train.log_every", "train.save_every", "train.eval_every",
+# Keys that may differ between a run and its --resume: where it lives, speed, logging, length.
+RESUMABLE_CHANGES = ("out", "train.max_steps", "train.log_every", "train.save_every", "train.eval_every",
                      "train.eval_examples", "runtime.")
 
 

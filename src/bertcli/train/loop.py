@@ -68,7 +68,7 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer, job: TrainJob
             done = step + 1
             if done % job.log_every == 0 or done == job.total_steps:
                 elapsed = time.perf_counter() - tick
-                last = {"step": done, **{k: float(v) / steps_since_log for k, v in sums.items()},
+                last = {"step": done, "split": "train", **{k: float(v) / steps_since_log for k, v in sums.items()},
                         "lr": lr, "tokens_per_s": tokens / elapsed if elapsed > 0 else 0.0}
                 if not math.isfinite(last["loss"]):
                     raise UserError(f"loss became {last['loss']} at step {done}; no checkpoint was written "
