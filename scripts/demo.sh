@@ -8,7 +8,7 @@ mkdir -p "$OUT"
 python scripts/demo_inputs.py "$OUT/inputs"
 
 echo "== 1/5 tokenize train" >&2
-bertcli tokenize train --input "$OUT"/inputs/text/*.txt --out "$OUT/tok" --vocab-size 4000 --lowercase
+bertcli tokenize train --input "$OUT"/inputs/text/*.txt --out "$OUT/tok" --vocab-size 3000 --lowercase
 
 echo "== 2/5 build-corpus" >&2
 bertcli build-corpus recipes/corpus/demo.yaml --input "$OUT"/inputs/text/*.txt --tokenizer "$OUT/tok" \

@@ -1,0 +1,106 @@
+"""Sentence pairs (A, B) for next sentence prediction, as in create_pretraining_data.py.
+
+A document is cut into chunks of whole sentences ("segments") about `target` tokens long. The
+first `a_end` segments of a chunk are A. B is the rest of the chunk ("is next"), or, with
+probability `random_next_prob` and always when the chunk is a single segment, a run of segments
+from a random other document ("random next"), in which case the chunk's unused segments are put
+back to start the next chunk. Both A and B are contiguous token ranges, so a pair is six integers.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from bertcli.data.documents import Documents
+
+
+class Pair(NamedTuple):
+    a_start: int  # token range of A in Documents.tokens
+    a_stop: int
+    b_start: int  # token range of B
+    b_stop: int
+    b_document: int  # the document B comes from (A's own unless is_random)
+    is_random: bool
+
+
+def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_tokens: int,
+                   short_seq_prob: float, random_next_prob: float) -> list[Pair]:
+    """The NSP pairs of document `d`; B of a random pair comes from another document of `docs`."""
+    offsets = docs.sentence_offsets
+    first, end = int(docs.document_offsets[d]), int(docs.document_offsets[d + 1])
+    pairs = []
+    target = _target_length(rng, max_num_tokens, short_seq_prob)
+    chunk_start = i = first
+    while i < end:
+        if i == end - 1 or offsets[i + 1] - offsets[chunk_start] >= target:
+            segments = i + 1 - chunk_start
+            # randint(1, segments - 1) in Google's code: A takes at least one segment, and leaves
+            # B at least one when the chunk has two or more.
+            a_end = chunk_start + (1 if segments == 1 else int(rng.integers(1, segments)))
+            a_start, a_stop = int(offsets[chunk_start]), int(offsets[a_end])
+            if segments == 1 or rng.random() < random_next_prob:
+                b_document = _other_document(rng, d, docs.num_documents)
+                b_start, b_stop = _random_segments(docs, b_document, target - (a_stop - a_start), rng)
+                i = a_end - 1  # put the unused segments back: they start the next chunk
+                is_random = True
+            else:
+                b_document, b_start, b_stop, is_random = d, a_stop, int(offsets[i + 1]), False
+            a_start, a_stop, b_start, b_stop = truncate_pair(a_start, a_stop, b_start, b_stop,
+                                                              max_num_tokens, rng)
+            pairs.append(Pair(a_start, a_stop, b_start, b_stop, b_document, is_random))
+            chunk_start = i + 1
+            # Google draws the target once per document; for a book-length document that makes all
+            # of its examples short 10 % of the time. Drawing it per chunk gives every document the
+            # intended 10 % of short sequences (BERT paper, appendix A.2).
+            target = _target_length(rng, max_num_tokens, short_seq_prob)
+        i += 1
+    return pairs
+
+
+def truncate_pair(a_start: int, a_stop: int, b_start: int, b_stop: int, max_num_tokens: int,
+                  rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """Google's truncate_seq_pair: drop one token at a time from the longer side (B on a tie),
+    from its front or its back with equal probability, until the pair fits."""
+    excess = (a_stop - a_start) + (b_stop - b_start) - max_num_tokens
+    if excess <= 0:
+        return a_start, a_stop, b_start, b_stop
+    for from_front in rng.random(excess) < 0.5:
+        if a_stop - a_start > b_stop - b_start:
+            if from_front:
+                a_start += 1
+            else:
+                a_stop -= 1
+        elif from_front:
+            b_start += 1
+        else:
+            b_stop -= 1
+    return a_start, a_stop, b_start, b_stop
+
+
+def _target_length(rng: np.random.Generator, max_num_tokens: int, short_seq_prob: float) -> int:
+    # Mostly fill the sequence; sometimes (short_seq_prob, 10 % in BERT) aim shorter so that the
+    # model also sees the short inputs it will meet when fine-tuning.
+    if rng.random() < short_seq_prob:
+        return int(rng.integers(2, max_num_tokens + 1))
+    return max_num_tokens
+
+
+def _other_document(rng: np.random.Generator, d: int, num_documents: int) -> int:
+    # Uniform over the other documents. (Google retries up to 10 times and may end with `d` itself;
+    # drawing from n - 1 and skipping `d` never does.)
+    other = int(rng.integers(0, num_documents - 1))
+    return other + (other >= d)
+
+
+def _random_segments(docs: Documents, document: int, target_b: int,
+                     rng: np.random.Generator) -> tuple[int, int]:
+    """Segments from a random start in `document` until they reach `target_b` tokens or the end
+    of the document; always at least one segment."""
+    offsets = docs.sentence_offsets
+    first, end = int(docs.document_offsets[document]), int(docs.document_offsets[document + 1])
+    start = int(rng.integers(first, end))
+    # the first sentence boundary after `start` at which B has >= target_b tokens
+    stop = start + 1 + int(np.searchsorted(offsets[start + 1:end + 1], offsets[start] + target_b))
+    return int(offsets[start]), int(offsets[min(stop, end)])

@@ -1,0 +1,166 @@
+"""The corpus shard format: writing shards and reading batches back through memory maps.
+
+A corpus folder holds one sub-folder per split (`train/`, optionally `eval/`), each holding shards
+`shard-NNNNN/` of up to `shard_size` examples. A shard is a set of .npy files, ragged fields as a
+flat array plus (N + 1,) int64 offsets:
+
+  input_ids.npy             flat token ids after masking; uint16 when the vocabulary fits, else int32
+  offsets.npy               example r is input_ids[offsets[r]:offsets[r + 1]]: [CLS] A [SEP] B [SEP]
+  a_lens.npy                (N,) tokens of A; token_type_ids are 0 on the first a_len + 2 positions
+  mlm_positions.npy         flat predicted positions, sorted within an example (uint16 or int32)
+  mlm_labels.npy            flat original ids at those positions (token dtype)
+  mlm_offsets.npy           example r predicts mlm_positions[mlm_offsets[r]:mlm_offsets[r + 1]]
+  next_sentence_labels.npy  (N,) uint8, 0 = B follows A, 1 = B is random
+  document_ids.npy          (N, 2) int32 documents of A and B within the split (checks only)
+
+The manifest lists every shard with its example count and the sha256 of each file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bertcli import artifacts
+from bertcli.data.arrays import offsets_from_lengths
+from bertcli.data.examples import Examples
+from bertcli.errors import UserError
+
+SHARD_FILES = ("input_ids", "offsets", "a_lens", "mlm_positions", "mlm_labels", "mlm_offsets",
+               "next_sentence_labels", "document_ids")
+IGNORE_INDEX = -100  # mlm_labels padding: the index torch's cross_entropy skips by default
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16 if vocab_size <= 65535 else np.int32)
+
+
+def position_dtype(max_seq_len: int) -> np.dtype:
+    return np.dtype(np.uint16 if max_seq_len <= 65535 else np.int32)
+
+
+def write_shard(root: Path, name: str, examples: Examples, max_seq_len: int) -> dict:
+    """Write `examples` to root/name/ and return the shard's manifest entry."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    positions = position_dtype(max_seq_len)
+    arrays = {
+        "input_ids": examples.input_ids,
+        "offsets": offsets_from_lengths(examples.lengths),
+        "a_lens": examples.a_lens.astype(positions),
+        "mlm_positions": examples.mlm_positions.astype(positions),
+        "mlm_labels": examples.mlm_labels,
+        "mlm_offsets": offsets_from_lengths(examples.mlm_counts),
+        "next_sentence_labels": examples.next_sentence_labels,
+        "document_ids": examples.document_ids,
+    }
+    checksums = {}
+    for key in SHARD_FILES:
+        path = folder / f"{key}.npy"
+        np.save(path, arrays[key])
+        checksums[path.name] = artifacts.sha256_file(path)
+    return {"path": name, "examples": len(examples), "tokens": int(examples.lengths.sum()), "sha256": checksums}
+
+
+def corpus_splits(folder: str | Path) -> list[str]:
+    """The splits of a corpus folder, e.g. ["train", "eval"]."""
+    return list(artifacts.require(folder, "corpus").get("splits", {}))
+
+
+class CorpusReader:
+    """Random access to one split of a corpus; shards are memory-mapped on first use (per process,
+    so a reader can be handed to DataLoader workers)."""
+
+    def __init__(self, folder: str | Path, split: str = "train"):
+        self.folder = Path(folder)
+        self.manifest = artifacts.require(self.folder, "corpus")
+        splits = self.manifest.get("splits", {})
+        if split not in splits:
+            raise UserError(f"{self.folder}: no {split!r} split; this corpus has: {', '.join(splits) or 'none'}")
+        self.split = split
+        self.tokenizer_fingerprint: str = self.manifest["tokenizer_fingerprint"]
+        self.vocab_size: int = self.manifest["vocab_size"]
+        self.max_seq_len: int = self.manifest["max_seq_len"]
+        self.max_predictions: int = self.manifest["max_predictions_per_seq"]
+        self.special_ids: dict[str, int] = self.manifest["special_ids"]
+        self.pad_id: int = self.special_ids["[PAD]"]
+        self._entries = splits[split]["shards"]
+        counts = np.array([entry["examples"] for entry in self._entries], dtype=np.int64)
+        self._starts = offsets_from_lengths(counts)
+        for entry in self._entries:
+            for key in SHARD_FILES:
+                if not (self.folder / entry["path"] / f"{key}.npy").is_file():
+                    raise UserError(f"{self.folder / entry['path'] / key}.npy: missing; the corpus is "
+                                    f"incomplete, rebuild it with `bertcli build-corpus`")
+        self._shards: list[dict[str, np.ndarray]] | None = None
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_shards": None}  # memory maps are reopened, not pickled
+
+    def batch(self, indices) -> dict[str, np.ndarray]:
+        """Examples `indices` padded to the longest in the batch (tokens) and the most predictions."""
+        rows = [self._row(i) for i in np.asarray(indices, dtype=np.int64).reshape(-1)]
+        B = len(rows)
+        T = max((len(ids) for ids, *_ in rows), default=0)
+        P = max((len(positions) for _, _, positions, _, _ in rows), default=0)
+        input_ids = np.full((B, T), self.pad_id, dtype=np.int64)
+        token_type_ids = np.zeros((B, T), dtype=np.int64)
+        attention_mask = np.zeros((B, T), dtype=np.int64)
+        mlm_positions = np.zeros((B, P), dtype=np.int64)
+        mlm_labels = np.full((B, P), IGNORE_INDEX, dtype=np.int64)
+        next_sentence_label = np.zeros(B, dtype=np.int64)
+        for r, (ids, a_len, positions, labels, nsp) in enumerate(rows):
+            n, k = len(ids), len(positions)
+            input_ids[r, :n] = ids
+            token_type_ids[r, a_len + 2:n] = 1
+            attention_mask[r, :n] = 1
+            mlm_positions[r, :k] = positions
+            mlm_labels[r, :k] = labels
+            next_sentence_label[r] = nsp
+        return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
+                "mlm_positions": mlm_positions, "mlm_labels": mlm_labels,
+                "next_sentence_label": next_sentence_label}
+
+    def example(self, i: int) -> dict:
+        """One example as Python lists."""
+        ids, a_len, positions, labels, nsp = self._row(i)
+        return {"input_ids": ids.tolist(), "token_type_ids": [0] * (a_len + 2) + [1] * (len(ids) - a_len - 2),
+                "mlm_positions": positions.tolist(), "mlm_labels": labels.tolist(), "next_sentence_label": nsp}
+
+    def _row(self, i: int):
+        i = int(i)
+        if not 0 <= i < len(self):
+            raise IndexError(f"example {i} out of range: the {self.split} split has {len(self)}")
+        s = int(np.searchsorted(self._starts, i, side="right")) - 1
+        shard = self._open()[s]
+        r = i - int(self._starts[s])
+        start, stop = shard["offsets"][r:r + 2]
+        m_start, m_stop = shard["mlm_offsets"][r:r + 2]
+        return (shard["input_ids"][start:stop], int(shard["a_lens"][r]), shard["mlm_positions"][m_start:m_stop],
+                shard["mlm_labels"][m_start:m_stop], int(shard["next_sentence_labels"][r]))
+
+    def _open(self) -> list[dict[str, np.ndarray]]:
+        if self._shards is None:
+            self._shards = [self._open_shard(entry) for entry in self._entries]
+        return self._shards
+
+    def _open_shard(self, entry: dict) -> dict[str, np.ndarray]:
+        folder = self.folder / entry["path"]
+        try:
+            shard = {key: np.load(folder / f"{key}.npy", mmap_mode="r") for key in SHARD_FILES}
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{folder}: cannot read shard ({exc}); rebuild the corpus with "
+                            f"`bertcli build-corpus`") from None
+        n = entry["examples"]
+        consistent = (len(shard["offsets"]) == n + 1 and shard["offsets"][-1] == len(shard["input_ids"])
+                      and len(shard["mlm_offsets"]) == n + 1
+                      and shard["mlm_offsets"][-1] == len(shard["mlm_positions"]) == len(shard["mlm_labels"])
+                      and len(shard["a_lens"]) == len(shard["next_sentence_labels"]) == n)
+        if not consistent:
+            raise UserError(f"{folder}: shard arrays disagree with the manifest ({n} examples); the corpus "
+                            f"is damaged, rebuild it with `bertcli build-corpus`")
+        return shard
