@@ -10,8 +10,9 @@ from typing import Iterator
 from bertcli.errors import UserError
 
 # Project Gutenberg wraps each book in a licence header and footer; the markers are stable.
-_PG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG EBOOK.*$", re.MULTILINE | re.IGNORECASE)
-_PG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG EBOOK.*$", re.MULTILINE | re.IGNORECASE)
+# A marker can wrap onto a second line (43-0.txt), so it runs to its closing "***".
+_PG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG EBOOK[^*]*\*\*\*", re.MULTILINE | re.IGNORECASE)
+_PG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG EBOOK", re.MULTILINE | re.IGNORECASE)
 
 
 def read_text_file(path: str | Path) -> str:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from rich.console import Console
 
 from bertcli import artifacts, config
 from bertcli.config import BuildCorpusConfig
+from bertcli.console import console
 from bertcli.data.documents import Documents, block_documents, blocks, detect_format, group_blocks
 from bertcli.data.examples import Examples, make_examples
 from bertcli.data.masking import REPLACEMENT_NAMES, Masker
@@ -27,7 +27,6 @@ from bertcli.data.text import read_input_text
 from bertcli.errors import UserError
 from bertcli.tokenizer import load_tokenizer
 
-console = Console(stderr=True, highlight=False)
 
 PIECE_CHARS = 1 << 20  # characters of text per tokenisation task
 TASK_TOKENS = 1 << 18  # document tokens per example-making task

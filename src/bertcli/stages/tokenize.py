@@ -9,7 +9,7 @@ from bertcli import artifacts, config
 from bertcli.config import TokenizeConfig
 from bertcli.data.text import iter_lines, read_text_file
 from bertcli.errors import UserError
-from bertcli.runtime import console
+from bertcli.console import console
 from bertcli.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece
 
 

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from bertcli.errors import UserError
-from bertcli.runtime import Progress, autocast
+from bertcli.console import Progress
+from bertcli.runtime import autocast
 from bertcli.train.schedule import lr_at
 
 Batch = dict[str, torch.Tensor]
