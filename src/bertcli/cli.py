@@ -200,11 +200,12 @@ def embed(
                                 "| cls ([CLS] hidden state) | pooler (BERT's tanh pooler)."),
     normalize: bool = typer.Option(False, "--normalize", help="L2-normalise each vector."),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
-    max_seq_len: int = typer.Option(128, "--max-seq-len", help="Tokens per text, [CLS] and [SEP] included; "
-                                    "longer texts are truncated."),
+    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Tokens per text, [CLS] and [SEP] "
+                                              "included; longer texts are truncated (default 128, or the "
+                                              "model's positions if fewer)."),
     device: str = typer.Option("auto", "--device", help="auto|cpu|cuda."),
 ):
-    """Sentence vectors: for each input line, one line `{"embedding": [float, ...]}` on stdout.
+    """Sentence vectors: for each input line, one JSON line {"embedding": <list of floats>} on stdout.
 
     Output line i belongs to input line i (empty lines too). Messages go to stderr.
     """

@@ -178,8 +178,9 @@ def train_sentencepiece(lines, out: Path, vocab_size: int, model_type: str, lowe
         )
     except RuntimeError as exc:
         message = str(exc).splitlines()[-1] if str(exc) else "training failed"
+        message = message.rsplit("] ", 1)[-1]  # drop SentencePiece's source location and check text
         if "Vocabulary size" in message or "vocab_size" in message:
-            raise UserError(f"tokenize train: {message}; lower --vocab-size or give more text")
+            raise UserError(f"tokenize train: {message.rstrip('.')}: lower --vocab-size or give more text")
         raise UserError(f"tokenize train: SentencePiece failed: {message}")
     settings = {
         "backend": "sentencepiece",

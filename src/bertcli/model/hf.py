@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from bertcli.model.config import BertConfig
+from bertcli.model.heads import BertForPretraining, ClassificationHead
 
 # Hugging Face class -> bertcli task; the heads each task carries (see bertcli.checkpoint).
 ARCHITECTURES = {
@@ -152,8 +153,6 @@ def _canonical(name: str) -> str:
 
 def expected_shapes(config: BertConfig, num_labels: int) -> dict[str, tuple[int, ...]]:
     """Every tensor bertcli could hold for `config` (all heads), by bertcli name."""
-    from bertcli.model.heads import BertForPretraining, ClassificationHead
-
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         shapes = {k: tuple(v.shape) for k, v in BertForPretraining(config).state_dict().items()}
         head = ClassificationHead(config, num_labels, 0.0)
@@ -208,7 +207,8 @@ def state_from_hf(hf_state: dict[str, torch.Tensor], config: BertConfig,
 def _check_decoder(source: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> None:
     """The MLM decoder must be the word embeddings and the MLM bias: bertcli ties them by construction."""
     weight = source.pop(_DECODER_WEIGHT, None)
-    if weight is not None and not torch.equal(weight.float(), state.get("bert.embeddings.word.weight", weight.float())):
+    word = state.get("bert.embeddings.word.weight")
+    if weight is not None and word is not None and not torch.equal(weight.float(), word):
         raise ConversionError(f"{_DECODER_WEIGHT} differs from the word embeddings; bertcli ties them, "
                               f"so an untied MLM decoder cannot be converted")
     bias = source.pop(_DECODER_BIAS, None)
@@ -222,9 +222,16 @@ def _check_decoder(source: dict[str, torch.Tensor], state: dict[str, torch.Tenso
 
 def required_names(config: BertConfig, task: str) -> list[str]:
     """bertcli names a checkpoint of `task` must hold (the pooler included)."""
-    names = [ours for ours, _ in _encoder_names(config.num_layers)] + [ours for ours, _ in _qkv_names(config.num_layers)]
+    pairs = _encoder_names(config.num_layers) + _qkv_names(config.num_layers)
     heads = TASK_HEADS[task]
-    names += [ours for ours, _ in _HEAD_NAMES if ours.split(".", 1)[0] in heads]
+    return [ours for ours, _ in pairs] + [ours for ours, _ in _HEAD_NAMES if ours.split(".", 1)[0] in heads]
+
+
+def hf_names(config: BertConfig) -> dict[str, str]:
+    """bertcli name -> Hugging Face name (without `bert.`), for messages about missing tensors."""
+    names = dict(_encoder_names(config.num_layers) + _HEAD_NAMES)
+    for ours, parts in _qkv_names(config.num_layers):
+        names[ours] = parts[0].replace(".query.", ".{query,key,value}.")
     return names
 
 
