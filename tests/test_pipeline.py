@@ -184,3 +184,14 @@ def test_tokenize_encode_decode_round_trip(tokenizer_dir, tmp_path, capsys):
     (tmp_path / "ids.txt").write_text(ids)
     assert cli("tokenize", "decode", "--tokenizer", tokenizer_dir, tmp_path / "ids.txt") == 0
     assert capsys.readouterr().out == "the if statement is used.\nwhile loops repeat\n"
+
+
+def test_checkpoint_tokenizer_builds_a_corpus_for_continued_pretraining(pretrain_run, text_files, tmp_path):
+    out = tmp_path / "corpus2"
+    assert cli("build-corpus", "--input", *text_files[:4], "--tokenizer", pretrain_run / "final" / "tokenizer",
+               "--out", out, "--max-seq-len", 64, "--dupe-factor", 1) == 0
+    assert cli("pretrain", "--corpus", out, "--out", tmp_path / "continued", "--init-from", pretrain_run,
+               "--set", "train.max_steps=2", "--set", "train.batch_size=4", "--set", "runtime.progress=none") == 0
+    before = load_file(str(pretrain_run / "final" / "model.safetensors"))
+    after = load_file(str(tmp_path / "continued" / "final" / "model.safetensors"))
+    assert set(before) == set(after) and not (before["mlm.bias"] == after["mlm.bias"]).all()

@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+from bertcli import artifacts
 from bertcli.errors import UserError
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -72,10 +73,20 @@ class Tokenizer:
         return digest.hexdigest()
 
     def copy_to(self, folder: Path) -> None:
-        """Copy the tokenizer into `folder` (a checkpoint's or corpus's tokenizer/)."""
+        """Copy the tokenizer into `folder` (a checkpoint's or corpus's tokenizer/).
+
+        The copy is a tokenizer folder in its own right, so `build-corpus --tokenizer RUN/final/tokenizer`
+        prepares a corpus for continued pretraining of that model.
+        """
         folder.mkdir(parents=True, exist_ok=True)
         for name in [TOKENIZER_CONFIG] + self.files():
             shutil.copy2(self.folder / name, folder / name)
+        write_tokenizer_manifest(folder, self, {"copied_from": str(self.folder)})
+
+
+def write_tokenizer_manifest(folder: Path, tokenizer: Tokenizer, config: dict, inputs: list[Path] | None = None) -> None:
+    artifacts.write_manifest(folder, "tokenizer", config, inputs, backend=tokenizer.backend,
+                             vocab_size=tokenizer.vocab_size, fingerprint=tokenizer.fingerprint())
 
 
 class SentencePieceTokenizer(Tokenizer):

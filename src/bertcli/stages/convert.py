@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from bertcli import artifacts
-from bertcli.checkpoint import TOKENIZER_DIR, WEIGHTS, load_checkpoint, save_checkpoint
+from bertcli.checkpoint import WEIGHTS, load_checkpoint, save_checkpoint
 from bertcli.errors import UserError
 from bertcli.hf_tokenizer import export_tokenizer, import_wordpiece
 from bertcli.model.config import BertConfig
@@ -99,11 +99,6 @@ def import_hf(hf_dir: Path, out: Path) -> Path:
             save_checkpoint(tmp, state, config, task, TASK_HEADS[task], tokenizer,
                             labels=labels if task == "cls" else None, extra=extra,
                             run_config={"convert": {"from": "hf", "source": str(hf_dir)}})
-            # A tokenizer manifest makes CKPT/tokenizer a tokenizer folder in its own right, so that
-            # `bertcli build-corpus --tokenizer CKPT/tokenizer` prepares continued pretraining.
-            artifacts.write_manifest(tmp / TOKENIZER_DIR, "tokenizer", {"convert": {"from": "hf"}},
-                                     backend="wordpiece", vocab_size=tokenizer.vocab_size,
-                                     fingerprint=tokenizer.fingerprint())
     console.print(f"imported {hf_dir} -> {out}: {task} model, {config.num_layers} layers, hidden "
                   f"{config.hidden_size}, vocab {config.vocab_size:,} (WordPiece), {len(state)} tensors")
     return out

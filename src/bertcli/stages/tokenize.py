@@ -10,7 +10,7 @@ from bertcli.config import TokenizeConfig
 from bertcli.data.text import iter_lines, read_text_file
 from bertcli.errors import UserError
 from bertcli.console import console
-from bertcli.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece
+from bertcli.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece, write_tokenizer_manifest
 
 
 def train(cfg: TokenizeConfig) -> Path:
@@ -24,9 +24,7 @@ def train(cfg: TokenizeConfig) -> Path:
         train_sentencepiece(lines, tmp, cfg.vocab_size, cfg.model_type, cfg.lowercase,
                             cfg.character_coverage, cfg.max_sentences, cfg.seed)
         tokenizer = load_tokenizer(tmp)
-        artifacts.write_manifest(tmp, "tokenizer", config.to_dict(cfg), [Path(p) for p in cfg.input],
-                                 backend="sentencepiece", vocab_size=tokenizer.vocab_size,
-                                 fingerprint=tokenizer.fingerprint())
+        write_tokenizer_manifest(tmp, tokenizer, config.to_dict(cfg), [Path(p) for p in cfg.input])
     console.print(f"tokenizer: {out} ({cfg.model_type}, {cfg.vocab_size} pieces, "
                   f"{'lower-cased' if cfg.lowercase else 'cased'}, trained on {len(lines):,} lines)")
     return out
