@@ -40,3 +40,14 @@ def tokenizer_dir(tmp_path_factory, text_files) -> Path:
     out = tmp_path_factory.mktemp("tok") / "tok"
     tokenize.train(TokenizeConfig(input=[str(p) for p in text_files], out=str(out), vocab_size=600, lowercase=True))
     return out
+
+
+def cli(*args) -> int:
+    """Run bertcli in-process with these arguments; return its exit code."""
+    from bertcli.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

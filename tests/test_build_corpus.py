@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bertcli import artifacts
-from bertcli.cli import main
+from conftest import cli
 from bertcli.config import BuildCorpusConfig
 from bertcli.data.documents import block_documents, blocks, detect_format
 from bertcli.data.sentences import split_sentences
@@ -28,12 +28,6 @@ WORDS = ("the statement value class function object list name module expression 
          "evaluates raises contains holds").split()
 
 
-def cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def sentence(rng: random.Random) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bertcli import artifacts
-from bertcli.cli import main
+from conftest import cli
 from bertcli.config import BuildCorpusConfig
 from bertcli.stages import build_corpus
 from bertcli.tokenizer import load_tokenizer
@@ -16,12 +16,6 @@ from bertcli.tokenizer import load_tokenizer
 DUMP_FIELDS = ["input_ids", "token_type_ids", "mlm_positions", "mlm_labels", "next_sentence_label", "tokens"]
 
 
-def cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def inspect_json(capsys, *args) -> dict:

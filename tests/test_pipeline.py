@@ -14,19 +14,12 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from demo_inputs import labelled  # noqa: E402
 
-from bertcli.cli import main
+from conftest import cli
 
 TINY_MODEL = ["--set", "model.hidden_size=32", "--set", "model.num_layers=2", "--set", "model.num_heads=2",
               "--set", "model.intermediate_size=64", "--set", "model.max_position_embeddings=64"]
 
 
-def cli(*args: str) -> int:
-    """Run bertcli in-process; return its exit code."""
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,8 @@ _ROLE_KEYS = dict(zip(SPECIAL_TOKENS, ("pad_token", "unk_token", "cls_token", "s
 _BERT_CLASSES = ("BertTokenizer", "BertTokenizerFast")
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON object from a Hugging Face folder; {} when the file is absent."""
     if not path.is_file():
         return {}
     try:
@@ -48,7 +49,7 @@ def _read_json(path: Path) -> dict:
 
 def _special_pieces(hf_dir: Path, hf_config: dict) -> dict[str, str]:
     """Role -> piece, from tokenizer_config.json or special_tokens_map.json ({"content": ...} or a string)."""
-    named = {**_read_json(hf_dir / HF_SPECIAL_MAP), **hf_config}
+    named = {**read_json(hf_dir / HF_SPECIAL_MAP), **hf_config}
     pieces = {}
     for role, key in _ROLE_KEYS.items():
         value = named.get(key, role)
@@ -88,7 +89,7 @@ def _bert_template(tok: HFTokenizer, cls: str, sep: str) -> processors.TemplateP
 
 def import_wordpiece(hf_dir: Path, out: Path, vocab_size: int) -> Tokenizer:
     """Write a bertcli WordPiece tokenizer folder at `out` from a Hugging Face BERT folder."""
-    hf_config = _read_json(hf_dir / HF_TOKENIZER_CONFIG)
+    hf_config = read_json(hf_dir / HF_TOKENIZER_CONFIG)
     pieces = _special_pieces(hf_dir, hf_config)
     json_file, vocab_file = hf_dir / WORDPIECE_JSON, hf_dir / WORDPIECE_VOCAB
     if json_file.is_file():

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from bertcli import artifacts
 from bertcli.checkpoint import WEIGHTS, load_checkpoint, save_checkpoint
 from bertcli.errors import UserError
-from bertcli.hf_tokenizer import export_tokenizer, import_wordpiece
+from bertcli.hf_tokenizer import export_tokenizer, import_wordpiece, read_json
 from bertcli.model.config import BertConfig
 from bertcli.model.encoder import Pooler, init_weights
 from bertcli.model.hf import (
@@ -108,13 +108,7 @@ def _read_hf_config(hf_dir: Path) -> dict:
     path = hf_dir / HF_CONFIG
     if not path.is_file():
         raise UserError(f"{hf_dir}: no {HF_CONFIG}, so not a Hugging Face model folder")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})")
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return data
+    return read_json(path)
 
 
 def _architecture(hf_dir: Path, hf_config: dict) -> str | None:
