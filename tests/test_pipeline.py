@@ -188,3 +188,34 @@ def test_checkpoint_tokenizer_builds_a_corpus_for_continued_pretraining(pretrain
     before = load_file(str(pretrain_run / "final" / "model.safetensors"))
     after = load_file(str(tmp_path / "continued" / "final" / "model.safetensors"))
     assert set(before) == set(after) and not (before["mlm.bias"] == after["mlm.bias"]).all()
+
+
+def test_tokenizer_mismatch_between_corpus_and_model(pretrain_run, text_files, tmp_path, capsys):
+    other_tok = tmp_path / "tok2"
+    assert cli("tokenize", "train", "--input", *text_files, "--out", other_tok, "--vocab-size", 500) == 0
+    other_corpus = tmp_path / "corpus2"
+    assert cli("build-corpus", "--input", *text_files[:4], "--tokenizer", other_tok, "--out", other_corpus,
+               "--max-seq-len", 64, "--dupe-factor", 1) == 0
+    capsys.readouterr()
+    assert cli("eval", pretrain_run, "--data", other_corpus) == 2
+    assert "built with a different tokenizer than" in capsys.readouterr().err
+    assert cli("pretrain", "--corpus", other_corpus, "--out", tmp_path / "r", "--init-from", pretrain_run) == 2
+    assert "built with a different tokenizer than" in capsys.readouterr().err
+
+
+def test_damaged_weights_are_refused(pretrain_run, corpus, tmp_path, capsys):
+    copy = tmp_path / "final"
+    shutil.copytree(pretrain_run / "final", copy)
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    capsys.readouterr()
+    assert cli("eval", copy, "--data", corpus) == 2
+    assert "checksum differs" in capsys.readouterr().err
+
+
+def test_bf16_autocast_trains(corpus, tmp_path):
+    out = tmp_path / "bf16"
+    assert cli("pretrain", "--corpus", corpus, "--out", out, "--preset", "tiny", *TINY_MODEL, "--dtype", "bf16",
+               "--set", "train.max_steps=3", "--set", "train.batch_size=4", "--set", "runtime.progress=none") == 0
+    rows = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "train"]
+    assert rows[-1]["step"] == 3 and rows[-1]["loss"] > 0

@@ -9,6 +9,7 @@ A checkpoint folder (a run's `final/`, `best/` or `steps/step-NNNNNNNN/`) holds:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 from bertcli import artifacts
 from bertcli.errors import UserError
@@ -39,9 +40,15 @@ class Checkpoint:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights, after checking them against the checksum written with them."""
         path = self.folder / WEIGHTS
+        data = path.read_bytes()
+        expected = (artifacts.read_manifest(self.folder) or {}).get("weights_sha256")
+        if expected and hashlib.sha256(data).hexdigest() != expected:
+            raise UserError(f"{path}: checksum differs from the one in {artifacts.MANIFEST}; the file was "
+                            f"damaged or replaced, use another checkpoint")
         try:
-            return load_file(str(path))
+            return load(data)
         except (SafetensorError, OSError) as exc:
             raise UserError(f"{path}: cannot read weights ({exc}); the file is damaged, use another checkpoint")
 
