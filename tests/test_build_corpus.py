@@ -323,7 +323,7 @@ def test_errors_are_one_line_and_leave_nothing_behind(tmp_path, capsys, lines_fi
         (["--input", lines_file, "--tokenizer", tokenizer_dir, "--out", a_file], "is a file"),
         (["--input", lines_file, "--tokenizer", tokenizer_dir, "--out", foreign], "not a bertcli folder"),
         (["--input", lines_file, "--tokenizer", tokenizer_dir, "--out", tokenizer_dir],
-         "only replaces corpus folders"),
+         "may only replace a corpus folder"),
         (["--tokenizer", tokenizer_dir, "--out", out], "no input given"),
     ]
     for args, message in cases:

@@ -219,3 +219,19 @@ def test_bf16_autocast_trains(corpus, tmp_path):
                "--set", "train.max_steps=3", "--set", "train.batch_size=4", "--set", "runtime.progress=none") == 0
     rows = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "train"]
     assert rows[-1]["step"] == 3 and rows[-1]["loss"] > 0
+
+
+def test_gradient_accumulation_equals_one_big_batch(corpus, tmp_path):
+    runs = {}
+    for accum in (1, 4):
+        out = tmp_path / f"accum{accum}"
+        assert cli("pretrain", "--corpus", corpus, "--out", out, "--preset", "tiny", *TINY_MODEL,
+                   "--set", "model.dropout=0", "--set", "model.attention_dropout=0", "--set", "train.max_steps=2",
+                   "--set", "train.batch_size=8", "--set", f"train.grad_accum={accum}", "--set", "train.log_every=1",
+                   "--set", "runtime.progress=none") == 0
+        runs[accum] = (load_file(str(out / "final" / "model.safetensors")),
+                       [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "train"])
+    (one, one_log), (four, four_log) = runs[1], runs[4]
+    for key in ("loss", "mlm_loss", "nsp_loss"):
+        assert four_log[0][key] == pytest.approx(one_log[0][key], rel=1e-5)
+    assert max(float((one[k] - four[k]).abs().max()) for k in one) < 1e-5

@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +23,7 @@ from bertcli import __version__
 from bertcli.errors import UserError
 
 MANIFEST = "manifest.json"
+STEP_DIR = re.compile(r"^step-\d{8}$")  # a run's resumable checkpoints: steps/step-00000100/
 CONFIG = "config.yaml"
 FORMAT_VERSION = 1
 
@@ -105,10 +107,17 @@ def staged_folder(out: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; give it a normal folder's mode
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    replace_folder(tmp, out)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def replace_folder(new: Path, out: Path) -> None:
@@ -123,13 +132,25 @@ def replace_folder(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def check_output_target(out: str | Path, flag: str = "--out") -> Path:
-    """An output path must not be an existing file or a folder that bertcli did not write."""
+def step_dirs(run: Path) -> list[Path]:
+    """A run's `steps/step-NNNNNNNN/` checkpoints, oldest first."""
+    steps = Path(run) / "steps"
+    return sorted(p for p in steps.iterdir() if STEP_DIR.match(p.name)) if steps.is_dir() else []
+
+
+def check_output_target(out: str | Path, kind: str, flag: str = "--out") -> Path:
+    """An output path must be new, empty, or a bertcli folder of the same `kind` (which a successful
+    run replaces); never a file, the current folder, or another kind of folder holding other work."""
+    if not str(out) or Path(out).resolve() == Path.cwd().resolve():
+        raise UserError(f"no output folder given; pass {flag} PATH (a new folder)")
     out = Path(out)
-    if not str(out):
-        raise UserError(f"no output folder given; pass {flag} PATH")
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: is a file; {flag} must name a folder")
-    if out.is_dir() and any(out.iterdir()) and read_manifest(out) is None:
-        raise UserError(f"{out}: exists and is not a bertcli folder; choose another {flag} or empty it")
+    if out.is_dir() and any(out.iterdir()):
+        manifest = read_manifest(out)
+        if manifest is None:
+            raise UserError(f"{out}: exists and is not a bertcli folder; choose another {flag} or empty it")
+        if manifest.get("kind") != kind:
+            raise UserError(f"{out}: is a {manifest.get('kind')} folder; {flag} may only replace a {kind} "
+                            f"folder, choose another {flag}")
     return out

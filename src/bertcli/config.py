@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -159,7 +160,9 @@ class BuildCorpusConfig:
     max_seq_len: int = 128
     short_seq_prob: float = 0.1
     masked_lm_prob: float = 0.15
-    max_predictions_per_seq: int = 20
+    # None: ceil(max_seq_len * masked_lm_prob), so the cap never binds below the 15 % rate
+    # (Google's README: set it to about max_seq_len * masked_lm_prob; 20 for 128, 77 for 512).
+    max_predictions_per_seq: Optional[int] = None
     random_next_prob: float = 0.5  # share of NSP pairs whose B comes from another document
     dupe_factor: int = 10
     seed: int = 12345
@@ -175,12 +178,18 @@ class BuildCorpusConfig:
         require(self.max_seq_len >= 8, "max_seq_len", f"must be >= 8, got {self.max_seq_len}")
         require(0 <= self.short_seq_prob <= 1, "short_seq_prob", "must be in [0, 1]")
         require(0 < self.masked_lm_prob < 1, "masked_lm_prob", "must be in (0, 1)")
-        require(self.max_predictions_per_seq > 0, "max_predictions_per_seq", "must be > 0")
+        require(self.max_predictions_per_seq is None or self.max_predictions_per_seq > 0,
+                "max_predictions_per_seq", "must be > 0 (or null for max_seq_len * masked_lm_prob)")
         require(0 <= self.random_next_prob <= 1, "random_next_prob", "must be in [0, 1]")
         require(self.dupe_factor > 0, "dupe_factor", f"must be > 0, got {self.dupe_factor}")
         require(self.workers > 0, "workers", f"must be > 0, got {self.workers}")
         require(self.shard_size > 0, "shard_size", "must be > 0")
         require(0 <= self.eval_fraction < 1, "eval_fraction", "must be in [0, 1)")
+
+    def predictions_per_seq(self) -> int:
+        if self.max_predictions_per_seq is not None:
+            return self.max_predictions_per_seq
+        return math.ceil(round(self.max_seq_len * self.masked_lm_prob, 6))
 
 
 @dataclass(frozen=True)

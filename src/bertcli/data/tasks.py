@@ -24,7 +24,7 @@ from bertcli.tokenizer import Tokenizer
 PAIR_COLUMNS = [("sentence1", "sentence2"), ("#1 String", "#2 String"), ("question", "sentence"),
                 ("question1", "question2"), ("premise", "hypothesis"), ("text_a", "text_b")]
 SINGLE_COLUMNS = ["sentence", "text", "text_a", "content", "review"]
-LABEL_COLUMNS = ["label", "Quality", "labels", "gold_label", "score"]
+LABEL_COLUMNS = ["label", "Quality", "labels", "gold_label"]  # not STS-B's `score`: that is regression
 
 
 @dataclass
@@ -50,7 +50,7 @@ def detect_format(path: Path, fmt: str) -> str:
 
 def read_rows(path: Path, fmt: str) -> tuple[list[dict[str, str]], list[int]]:
     """Rows as dicts keyed by column name, with the file line of each row."""
-    text = read_text_file(path)
+    text = read_text_file(path, flag="--train/--dev/--data")
     rows, lines = [], []
     if fmt == "jsonl":
         for number, line in enumerate(text.split("\n"), start=1):
@@ -73,16 +73,23 @@ def read_rows(path: Path, fmt: str) -> tuple[list[dict[str, str]], list[int]]:
     except StopIteration:
         raise UserError(f"{path}: is empty; a {fmt.upper()} file needs a header row and examples")
     header = [name.strip() for name in header]
-    for row in reader:
-        number = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise UserError(f"{path}:{number}: {len(row)} columns but the header has {len(header)}; "
-                            f"fix that line (is the delimiter right? --set data.format=tsv|csv)")
-        rows.append(dict(zip(header, row)))
-        lines.append(number)
+    try:
+        for row in reader:
+            _add_row(path, reader.line_num, row, header, rows, lines)
+    except csv.Error as exc:
+        raise UserError(f"{path}:{reader.line_num}: cannot parse ({exc}); is it really {fmt.upper()}? "
+                        f"(--set data.format=tsv|csv|jsonl)")
     return rows, lines
+
+
+def _add_row(path: Path, number: int, row: list[str], header: list[str], rows: list, lines: list) -> None:
+    if not any(cell.strip() for cell in row):
+        return
+    if len(row) != len(header):
+        raise UserError(f"{path}:{number}: {len(row)} columns but the header has {len(header)}; "
+                        f"fix that line (is the delimiter right? --set data.format=tsv|csv)")
+    rows.append(dict(zip(header, row)))
+    lines.append(number)
 
 
 def pick_columns(path: Path, names: list[str], cfg: TaskDataConfig,
@@ -126,6 +133,10 @@ def read_examples(path: str | Path, cfg: TaskDataConfig, need_labels: bool = Tru
     if not rows:
         raise UserError(f"{path}: has no examples; add rows below the header")
     text, pair, label = pick_columns(path, list(rows[0].keys()), cfg, need_labels)
+    for row, line in zip(rows, lines):  # JSONL rows need not share the first row's fields
+        missing = [name for name in (text, pair, label) if name and name not in row]
+        if missing:
+            raise UserError(f"{path}:{line}: no field {missing[0]!r}; every example needs it")
     return Examples(
         path=path,
         texts=[row[text] for row in rows],
@@ -136,13 +147,22 @@ def read_examples(path: str | Path, cfg: TaskDataConfig, need_labels: bool = Tru
     )
 
 
-def label_names(labels: list[str]) -> list[str]:
-    """The label set in a stable order: numerically when every label is a number, else by name."""
+def label_names(labels: list[str], path: Path | None = None) -> list[str]:
+    """The label set in a stable order: numerically when every label is a number, else by name.
+
+    Labels that are fractional numbers are scores (STS-B), not classes: refused, not turned into
+    hundreds of classes.
+    """
     unique = set(labels)
     try:
-        return sorted(unique, key=float)
+        numbers = sorted(unique, key=float)
     except ValueError:
         return sorted(unique)
+    fractional = next((label for label in numbers if not float(label).is_integer()), None)
+    if fractional is not None:
+        raise UserError(f"{path or 'labels'}: label {fractional!r} is a score, not a class; --task cls needs "
+                        f"class labels (regression is not supported yet)")
+    return numbers
 
 
 def label_ids(examples: Examples, names: list[str]) -> np.ndarray:

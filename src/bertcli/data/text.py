@@ -15,24 +15,45 @@ _PG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG EBOOK[^*
 _PG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG EBOOK", re.MULTILINE | re.IGNORECASE)
 
 
-def read_text_file(path: str | Path) -> str:
-    """The whole file as text with '\\n' line ends; a one-line UserError for missing or binary input."""
-    path = Path(path)
+def read_text_file(path: str | Path, flag: str = "--input") -> str:
+    """The whole file (or stdin for "-") as text with '\n' line ends; a one-line UserError for
+    missing, unreadable or binary input."""
     if str(path) == "-":
-        return sys.stdin.read().replace("\r\n", "\n").replace("\r", "\n")
+        return decode_text(sys.stdin.buffer.read(), "<stdin>", flag)
+    path = Path(path)
     if not path.exists():
-        raise UserError(f"{path}: file not found; check the path given to --input")
+        raise UserError(f"{path}: file not found; check the path given to {flag}")
     if path.is_dir():
         raise UserError(f"{path}: is a folder; pass the text files inside it (e.g. {path}/*.txt)")
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise UserError(f"{path}: looks binary (NUL bytes); --input takes UTF-8 text files")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror}); check its permissions")
+    return decode_text(data, str(path), flag)
+
+
+def decode_text(data: bytes, name: str, flag: str = "--input") -> str:
+    if b"\x00" in data:
+        raise UserError(f"{name}: looks binary (NUL bytes); {flag} takes UTF-8 text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise UserError(f"{path}:{line}: not valid UTF-8; convert the file to UTF-8 (e.g. iconv -t utf-8)")
+        raise UserError(f"{name}:{line}: not valid UTF-8; convert it to UTF-8 (e.g. iconv -t utf-8)")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def iter_text_lines(file: str, flag: str = "FILE"):
+    """One text per line, from a file or streamed from stdin ("-"), so that line i of the output
+    answers line i of the input (empty lines included)."""
+    if file == "-":
+        for number, raw in enumerate(sys.stdin.buffer, start=1):
+            yield decode_text(raw, f"<stdin>:{number}", flag).rstrip("\n")
+        return
+    lines = read_text_file(file, flag).split("\n")
+    if lines[-1] == "":  # the newline that ends the last line does not start another
+        lines.pop()
+    yield from lines
 
 
 def strip_gutenberg(text: str) -> str:

@@ -100,17 +100,6 @@ class BertEncoder(nn.Module):
             x = layer(x, mask)
         return x, self.pooler(x)
 
-    def hidden_states(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                      attention_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """The embedding output and every layer's output, for feature-based use."""
-        x = self.embeddings(input_ids, token_type_ids)
-        mask = attention_bias(attention_mask)
-        states = [x]
-        for layer in self.layers:
-            x = layer(x, mask)
-            states.append(x)
-        return states
-
 
 def attention_bias(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """(B, T) 1/0 padding mask -> (B, 1, 1, T) boolean "may attend" mask for SDPA.

@@ -49,7 +49,7 @@ def run(cfg: BuildCorpusConfig) -> Path:
                   f"({time.perf_counter() - started:.1f}s)")
     splits = _hold_out(corpus, cfg)
     masker = Masker(tokenizer.vocab_size, tokenizer.special_ids, tokenizer.mask_id, cfg.masked_lm_prob,
-                    cfg.max_predictions_per_seq)
+                    cfg.predictions_per_seq())
     with artifacts.staged_folder(out) as folder:
         entries = {}
         for name, docs in splits.items():
@@ -62,7 +62,7 @@ def run(cfg: BuildCorpusConfig) -> Path:
             folder, "corpus", config.to_dict(cfg), inputs=[Path(p) for p in cfg.input],
             tokenizer_fingerprint=tokenizer.fingerprint(), vocab_size=tokenizer.vocab_size,
             special_ids=tokenizer.settings["special_ids"], max_seq_len=cfg.max_seq_len,
-            max_predictions_per_seq=cfg.max_predictions_per_seq,
+            max_predictions_per_seq=cfg.predictions_per_seq(),
             token_dtype=str(dtype), input_files=input_files, splits=entries,
             statistics=_totals(entries))
     console.print(f"wrote {out} in {time.perf_counter() - started:.1f}s")
@@ -75,12 +75,7 @@ def _check(cfg: BuildCorpusConfig) -> Path:
     if not cfg.tokenizer:
         raise UserError("no tokenizer given; pass --tokenizer TOK_DIR (made by `bertcli tokenize train`)")
     artifacts.require(cfg.tokenizer, "tokenizer")
-    out = artifacts.check_output_target(cfg.out)
-    existing = artifacts.read_manifest(out) if out.is_dir() else None
-    if existing is not None and existing.get("kind") != "corpus":
-        raise UserError(f"{out}: is a {existing.get('kind')} folder; build-corpus only replaces corpus "
-                        f"folders, choose another --out")
-    return out
+    return artifacts.check_output_target(cfg.out, "corpus")
 
 
 # ----------------------------------------------------------------------------- text -> documents

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from bertcli.checkpoint import ENCODER_PREFIX, load_checkpoint
-from bertcli.data.text import read_text_file
+from bertcli.data.text import iter_text_lines
 from bertcli.errors import UserError
 from bertcli.model import BertEncoder
 from bertcli.model.hf import POOLER
@@ -44,7 +44,7 @@ def run(checkpoint: Path, file: str, pooling: str = "mean", normalize: bool = Fa
     if pooling == "pooler" and untrained:
         raise UserError(f"{ckpt.folder}: the pooler was not in the imported model ({', '.join(untrained)} "
                         f"initialised at random); use --pooling mean or cls")
-    texts = _read_lines(file)
+    texts = list(iter_text_lines(file))
     target = pick_device(device)
     encoder = load_encoder(ckpt).to(target)
     tokenizer = ckpt.tokenizer()
@@ -58,17 +58,6 @@ def run(checkpoint: Path, file: str, pooling: str = "mean", normalize: bool = Fa
     out.flush()
     console.print(f"embedded {len(texts):,} lines with {ckpt.folder} ({pooling} pooling"
                   f"{', L2-normalised' if normalize else ''}, {vectors.shape[1]} dimensions)")
-
-
-def _read_lines(file: str) -> list[str]:
-    """Every line of the file, empty ones included, so that output line i answers input line i."""
-    if file != "-" and not Path(file).is_file():
-        raise UserError(f"{file}: no such file; pass a text file with one text per line, or - for stdin")
-    text = read_text_file(file)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def load_encoder(ckpt) -> BertEncoder:

@@ -38,7 +38,7 @@ def run(cfg: FinetuneConfig) -> Path:
                         (cfg.out, "--out FT")):
         if not value:
             raise UserError(f"finetune: missing {flag.split()[0]}; pass {flag}")
-    out = artifacts.check_output_target(cfg.out)
+    out = artifacts.check_output_target(cfg.out, "finetune-run")
     ckpt = load_checkpoint(cfg.init)
     tokenizer = ckpt.tokenizer()
     arch = BertConfig.from_dict({**ckpt.config.to_dict(),
@@ -86,7 +86,8 @@ def run(cfg: FinetuneConfig) -> Path:
 
         def micro_batches(step: int):
             indices = batches.indices(step)
-            return [to_device(train_set.batch(indices[i:i + micro], tokenizer.pad_id), device)
+            return [{**to_device(train_set.batch(indices[i:i + micro], tokenizer.pad_id), device),
+                     "share": len(indices[i:i + micro]) / len(indices)}
                     for i in range(0, len(indices), micro)]
 
         def after_step(done: int) -> None:
@@ -116,6 +117,6 @@ def run(cfg: FinetuneConfig) -> Path:
 
 
 def classification_loss(model: BertForSequenceClassification, batch: dict[str, torch.Tensor]) -> dict:
-    labels = batch["labels"]
+    """This micro-batch's share of the step's mean cross-entropy."""
     logits = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
-    return {"loss": F.cross_entropy(logits.float(), labels)}
+    return {"loss": F.cross_entropy(logits.float(), batch["labels"]) * batch["share"]}

@@ -8,7 +8,6 @@ next_sentence_label, tokens), all on stdout.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +22,6 @@ from bertcli.tokenizer import load_tokenizer
 
 SAMPLE_TEXT = "The quick brown fox jumps over the lazy dog."
 EXPECTED = "a tokenizer, corpus, pretrain-run, finetune-run or checkpoint folder"
-STEP_DIR = re.compile(r"^step-\d+$")
 
 
 def run(folder: str | Path, dump: int = 0, as_json: bool = False, split: str = "train") -> None:
@@ -99,8 +97,7 @@ def _describe_corpus(folder: Path) -> dict[str, Any]:
 
 def _describe_run(folder: Path) -> dict[str, Any]:
     manifest = artifacts.read_manifest(folder) or {}
-    steps_dir = folder / "steps"
-    steps = sorted(p.name for p in steps_dir.iterdir() if STEP_DIR.match(p.name)) if steps_dir.is_dir() else []
+    steps = [p.name for p in artifacts.step_dirs(folder)]
     info = {"kind": manifest.get("kind"), "path": str(folder), "created": manifest.get("created"),
             "steps": steps, "last_metrics": _last_metrics(folder / "metrics.jsonl")}
     for name in ("best", "final"):

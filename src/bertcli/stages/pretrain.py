@@ -10,7 +10,6 @@ Run folder:
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from bertcli.config import ModelSpec, PretrainConfig
 from bertcli.data.shards import CorpusReader, corpus_splits
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
+from bertcli.model.heads import IGNORE_INDEX
 from bertcli.runtime import configure, console, pick_device, seed_everything
 from bertcli.tokenizer import load_tokenizer
 from bertcli.train.evaluation import evaluate_pretraining, to_device
@@ -31,7 +31,6 @@ from bertcli.train.sampling import EpochBatches
 from bertcli.train.schedule import warmup_steps
 from bertcli.train.state import load_train_state, save_train_state
 
-STEP_DIR = re.compile(r"^step-(\d{8})$")
 # Keys that may differ between a run and its --resume: where it lives, speed, logging, length.
 RESUMABLE_CHANGES = ("out", "train.max_steps", "train.log_every", "train.save_every", "train.eval_every",
                      "train.eval_examples", "runtime.")
@@ -55,9 +54,27 @@ def model_config(spec: ModelSpec, vocab_size: int, pad_id: int) -> BertConfig:
                       dropout=spec.dropout, attention_dropout=spec.attention_dropout, pad_token_id=pad_id, **shape)
 
 
-def latest_step_dir(run: Path) -> Path | None:
-    steps = sorted(p for p in (run / "steps").glob("step-*") if STEP_DIR.match(p.name)) if (run / "steps").is_dir() else []
-    return steps[-1] if steps else None
+def resume_point(run: Path, cfg: PretrainConfig):
+    """The checkpoint a --resume continues from, after checking the run may be continued."""
+    steps = artifacts.step_dirs(run)
+    if not steps:
+        raise UserError(f"{run}: no steps/ checkpoint to resume from; run without --resume "
+                        f"(set train.save_every to save checkpoints along the way)")
+    check_resumable(run, cfg)
+    checkpoint = load_checkpoint(steps[-1])
+    step = checkpoint.extra.get("step", 0)
+    if step >= cfg.train.max_steps:
+        raise UserError(f"{run}: already at step {step}; raise train.max_steps to train further")
+    return checkpoint
+
+
+def check_fits(folder: str, reader: CorpusReader, arch: BertConfig) -> None:
+    if reader.max_seq_len > arch.max_position_embeddings:
+        raise UserError(f"{folder}: examples are {reader.max_seq_len} tokens but the model has "
+                        f"{arch.max_position_embeddings} positions; raise model.max_position_embeddings "
+                        f"or rebuild the corpus with a smaller --max-seq-len")
+    if reader.vocab_size > arch.vocab_size:
+        raise UserError(f"{folder}: vocabulary of {reader.vocab_size} exceeds the model's {arch.vocab_size}")
 
 
 def check_resumable(run: Path, cfg: PretrainConfig) -> None:
@@ -106,8 +123,13 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     device = pick_device(cfg.runtime.device)
     seed_everything(cfg.train.seed)
 
-    init = load_checkpoint(cfg.init_from) if cfg.init_from else None
-    if init is not None:
+    metrics_path = run_dir / "metrics.jsonl"
+    resume_from = resume_point(run_dir, cfg) if resume else None
+    # On resume the weights come from the step checkpoint, so --init-from is not read again.
+    init = load_checkpoint(cfg.init_from) if cfg.init_from and resume_from is None else None
+    if resume_from is not None:
+        arch = resume_from.config
+    elif init is not None:
         if init.tokenizer().fingerprint() != reader.tokenizer_fingerprint:
             raise UserError(f"{cfg.corpus}: built with a different tokenizer than {cfg.init_from}; rebuild "
                             f"the corpus with --tokenizer {init.folder}/tokenizer")
@@ -115,39 +137,32 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
                                      "attention_dropout": cfg.model.attention_dropout})
     else:
         arch = model_config(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
-    if reader.max_seq_len > arch.max_position_embeddings:
-        raise UserError(f"{cfg.corpus}: examples are {reader.max_seq_len} tokens but the model has "
-                        f"{arch.max_position_embeddings} positions; raise model.max_position_embeddings")
-    if reader.vocab_size > arch.vocab_size:
-        raise UserError(f"{cfg.corpus}: vocabulary of {reader.vocab_size} exceeds the model's {arch.vocab_size}")
+    for folder, corpus in ((cfg.corpus, reader), (cfg.eval_corpus or cfg.corpus, eval_reader)):
+        if corpus is not None:
+            check_fits(folder, corpus, arch)
 
     model = BertForPretraining(arch)
-    if init is not None:
-        report_init(model, init)
-    model.to(device)
-    optimizer = make_optimizer(model, cfg.optim, device)
-
     start_step = 0
-    metrics_path = run_dir / "metrics.jsonl"
-    if resume:
-        last = latest_step_dir(run_dir)
-        if last is None:
-            raise UserError(f"{run_dir}: no steps/ checkpoint to resume from; run without --resume "
-                            f"(set train.save_every to save checkpoints along the way)")
-        check_resumable(run_dir, cfg)
-        model.load_state_dict(load_checkpoint(last).state_dict())
-        start_step = load_train_state(last, optimizer)
-        if start_step >= cfg.train.max_steps:
-            raise UserError(f"{run_dir}: already at step {start_step}; raise train.max_steps to train further")
+    if resume_from is not None:
+        model.load_state_dict(resume_from.state_dict())
+        model.to(device)
+        optimizer = make_optimizer(model, cfg.optim, device)
+        start_step = load_train_state(resume_from.folder, optimizer)
         truncate_metrics(metrics_path, start_step)
         console.print(f"resuming {run_dir} from step {start_step}")
     else:
-        artifacts.check_output_target(run_dir)
-        if latest_step_dir(run_dir) or (run_dir / "final").exists():
+        artifacts.check_output_target(run_dir, "pretrain-run")
+        if init is not None:
+            report_init(model, init)
+        model.to(device)
+        optimizer = make_optimizer(model, cfg.optim, device)
+        if artifacts.step_dirs(run_dir) or (run_dir / "final").exists():
             raise UserError(f"{run_dir}: holds a run already; continue it with --resume or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path.unlink(missing_ok=True)
-        artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus))
+    # Written again on resume, so that the run's config.yaml always says how it was last continued
+    # (a resume that raised train.max_steps stays raised for the next plain --resume).
+    artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus))
 
     compiled = torch.compile(model) if cfg.runtime.compile else model
     total = cfg.train.max_steps
@@ -156,7 +171,13 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
 
     def micro_batches(step: int):
         indices = batches.indices(step)
-        return [to_device(reader.batch(indices[i:i + micro]), device) for i in range(0, len(indices), micro)]
+        parts = [reader.batch(indices[i:i + micro]) for i in range(0, len(indices), micro)]
+        # Each micro-batch's share of the step, so that accumulated losses equal the losses of one
+        # big batch: MLM is a mean over the step's masked tokens, NSP over its examples.
+        masked = [int((part["mlm_labels"] != IGNORE_INDEX).sum()) for part in parts]
+        return [{**to_device(part, device), "mlm_share": count / max(sum(masked), 1),
+                 "nsp_share": len(part["next_sentence_label"]) / len(indices)}
+                for part, count in zip(parts, masked)]
 
     def save(folder: Path, step: int, with_state: bool) -> None:
         with artifacts.staged_folder(folder) as tmp:
@@ -182,7 +203,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     job = TrainJob(total_steps=total, peak_lr=cfg.optim.lr,
                    warmup=warmup_steps(total, cfg.optim.warmup_steps, cfg.optim.warmup_ratio),
                    grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
-                   micro_batches=micro_batches, losses=lambda m, b: _losses(m(**b)), after_step=after_step,
+                   micro_batches=micro_batches, losses=pretraining_losses, after_step=after_step,
                    metrics_path=metrics_path, dtype=cfg.runtime.dtype, description="pretrain")
     train_loop(compiled, optimizer, job, start_step, cfg.runtime.progress)
 
@@ -195,8 +216,12 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     return run_dir / "final"
 
 
-def _losses(out: dict) -> dict:
-    return {"loss": out["loss"], "mlm_loss": out["mlm_loss"], "nsp_loss": out["nsp_loss"]}
+def pretraining_losses(model: BertForPretraining, batch: dict) -> dict:
+    """This micro-batch's share of the step's MLM and NSP losses (see micro_batches)."""
+    mlm_share, nsp_share = batch.pop("mlm_share"), batch.pop("nsp_share")
+    out = model(**batch)
+    mlm_loss, nsp_loss = out["mlm_loss"] * mlm_share, out["nsp_loss"] * nsp_share
+    return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss}
 
 
 def report_init(model: BertForPretraining, init) -> None:

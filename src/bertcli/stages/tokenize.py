@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bertcli import artifacts, config
 from bertcli.config import TokenizeConfig
-from bertcli.data.text import iter_lines, read_text_file
+from bertcli.data.text import iter_lines, iter_text_lines
 from bertcli.errors import UserError
 from bertcli.console import console
 from bertcli.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece, write_tokenizer_manifest
@@ -16,7 +16,7 @@ from bertcli.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece, wr
 def train(cfg: TokenizeConfig) -> Path:
     if not cfg.input:
         raise UserError("tokenize train: no input; pass --input FILE (repeatable)")
-    out = artifacts.check_output_target(cfg.out)
+    out = artifacts.check_output_target(cfg.out, "tokenizer")
     lines = list(iter_lines(cfg.input))  # reads every file first, so a bad input fails before training
     if not lines:
         raise UserError(f"{cfg.input[0]}: no text to train on; give files with text in them")
@@ -41,21 +41,10 @@ def load_any(path: Path) -> Tokenizer:
     raise UserError(f"{path}: holds no tokenizer; pass a folder from `bertcli tokenize train`")
 
 
-def _lines(file: str):
-    if file == "-":
-        for line in sys.stdin:
-            yield line.rstrip("\n").rstrip("\r")
-    else:
-        lines = read_text_file(file).split("\n")
-        if lines[-1] == "":  # the newline that ends the last line does not start another
-            lines.pop()
-        yield from lines
-
-
 def encode(tokenizer_path: Path, file: str, as_pieces: bool = False) -> None:
     tokenizer = load_any(tokenizer_path)
     out = sys.stdout
-    for line in _lines(file):
+    for line in iter_text_lines(file):
         ids = tokenizer.encode(line)
         out.write(" ".join(tokenizer.pieces(ids) if as_pieces else map(str, ids)) + "\n")
     out.flush()
@@ -64,7 +53,7 @@ def encode(tokenizer_path: Path, file: str, as_pieces: bool = False) -> None:
 def decode(tokenizer_path: Path, file: str) -> None:
     tokenizer = load_any(tokenizer_path)
     out = sys.stdout
-    for number, line in enumerate(_lines(file), start=1):
+    for number, line in enumerate(iter_text_lines(file), start=1):
         try:
             ids = [int(token) for token in line.split()]
         except ValueError:

@@ -33,7 +33,10 @@ class TrainJob:
     grad_clip: float  # 0: no clipping
     log_every: int
     micro_batches: Callable[[int], list[Batch]]  # the micro-batches of optimizer step `step` (0-based)
-    losses: Callable[[nn.Module, Batch], dict[str, torch.Tensor]]  # must hold "loss"; all are logged
+    # A micro-batch's share of the step's losses: they are summed over the micro-batches, so with
+    # accumulation each must be scaled by its share of the step (examples, or masked tokens).
+    # Must hold "loss"; every entry is logged.
+    losses: Callable[[nn.Module, Batch], dict[str, torch.Tensor]]
     after_step: Callable[[int], None]  # called with the number of steps done (evaluate, save)
     metrics_path: Path
     dtype: str = "fp32"
@@ -53,14 +56,20 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer, job: TrainJob
             for group in optimizer.param_groups:
                 group["lr"] = lr
             model.train()
-            micro = job.micro_batches(step)
-            for batch in micro:
+            step_loss = 0.0
+            for batch in job.micro_batches(step):
                 with autocast(device, job.dtype):
                     out = job.losses(model, batch)
-                (out["loss"] / len(micro)).backward()
-                for key, value in out.items():  # summed on device: no host sync per step
-                    sums[key] = sums.get(key, 0) + value.detach().float() / len(micro)
+                out["loss"].backward()
+                step_loss = step_loss + out["loss"].detach()
+                for key, value in out.items():
+                    sums[key] = sums.get(key, 0) + value.detach().float()
                 tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
+            # One host sync per step, so that a non-finite loss stops the run before the optimizer
+            # applies it and before any checkpoint can hold it.
+            if not torch.isfinite(step_loss):
+                raise UserError(f"loss became {float(step_loss)} at step {step + 1}; nothing of that step was "
+                                f"saved. Lower optim.lr or use runtime.dtype=fp32, then --resume")
             if job.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), job.grad_clip)
             optimizer.step()
@@ -71,9 +80,6 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer, job: TrainJob
                 elapsed = time.perf_counter() - tick
                 last = {"step": done, "split": "train", **{k: float(v) / steps_since_log for k, v in sums.items()},
                         "lr": lr, "tokens_per_s": tokens / elapsed if elapsed > 0 else 0.0}
-                if not math.isfinite(last["loss"]):
-                    raise UserError(f"loss became {last['loss']} at step {done}; no checkpoint was written "
-                                    f"for it. Lower optim.lr or use runtime.dtype=fp32, then --resume")
                 append_metrics(job.metrics_path, last)
                 progress.update(done, last)
                 sums, tokens, steps_since_log, tick = {}, 0, 0, time.perf_counter()
@@ -92,6 +98,13 @@ def truncate_metrics(path: Path, step: int) -> None:
     """On resume, drop what a stopped run logged after the checkpoint it resumes from."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if _step_of(line) <= step]
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _step_of(line: str) -> float:
+    """The step of a metrics line; a line cut short by a killed run counts as past every step."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
