@@ -235,3 +235,26 @@ def test_gradient_accumulation_equals_one_big_batch(corpus, tmp_path):
     for key in ("loss", "mlm_loss", "nsp_loss"):
         assert four_log[0][key] == pytest.approx(one_log[0][key], rel=1e-5)
     assert max(float((one[k] - four[k]).abs().max()) for k in one) < 1e-5
+
+
+def test_output_never_replaces_another_kind_of_folder(pretrain_run, sentiment, capsys):
+    before = sorted(p.name for p in pretrain_run.rglob("*"))
+    capsys.readouterr()
+    assert cli("finetune", "--init", pretrain_run, "--train", sentiment[0], "--dev", sentiment[1],
+               "--out", pretrain_run, "--max-seq-len", 32) == 2
+    assert "is a pretrain-run folder; --out may only replace a finetune-run folder" in capsys.readouterr().err
+    assert sorted(p.name for p in pretrain_run.rglob("*")) == before
+
+
+def test_damaged_tokenizer_settings_are_one_line(tokenizer_dir, tmp_path, capsys):
+    broken = tmp_path / "tok"
+    shutil.copytree(tokenizer_dir, broken)
+    (broken / "tokenizer_config.json").write_text('{"backend": "sentencepiece", "files": ["../../etc/passwd"], '
+                                                  '"special_ids": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, '
+                                                  '"[SEP]": 3, "[MASK]": 4}}')
+    capsys.readouterr()
+    assert cli("tokenize", "encode", "--tokenizer", broken, tmp_path / "none.txt") == 2
+    assert "is not a plain file name" in capsys.readouterr().err
+    (broken / "tokenizer_config.json").write_text("{not json")
+    assert cli("tokenize", "encode", "--tokenizer", broken, tmp_path / "none.txt") == 2
+    assert "damaged tokenizer settings (not JSON)" in capsys.readouterr().err

@@ -73,3 +73,18 @@ def test_encoding_builds_cls_a_sep_b_sep(tokenizer_dir):
     assert types.tolist() == [0] * (len(a) + 2) + [1] * (len(b) + 1)
     batch = encoded.batch([0], tokenizer.pad_id)
     assert batch["attention_mask"].sum() == len(ids)
+
+
+def test_scores_are_not_classes(tmp_path):
+    path = tmp_path / "stsb.tsv"
+    path.write_text("sentence1\tsentence2\tlabel\na\tb\t2.750\nc\td\t4\n")
+    examples = read_examples(path, TaskDataConfig())
+    with pytest.raises(UserError, match=r"label '2.750' is a score, not a class"):
+        label_names(examples.labels, path)
+
+
+def test_jsonl_row_missing_a_field(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "pos"}\n{"label": "neg"}\n')
+    with pytest.raises(UserError, match=r"d.jsonl:2: no field 'text'"):
+        read_examples(path, TaskDataConfig())

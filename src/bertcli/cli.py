@@ -163,8 +163,8 @@ def evaluate(
     checkpoint: Path = typer.Argument(..., help="Checkpoint or run folder."),
     data: Path = typer.Option(..., "--data", help="Labelled file (classification) or corpus folder (pretrain)."),
     json_: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Examples per forward pass."),
-    max_examples: int = typer.Option(0, "--max-examples", help="Evaluate at most N examples (0: all)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Examples per forward pass."),
+    max_examples: int = typer.Option(0, "--max-examples", min=0, help="Evaluate at most N examples (0: all)."),
     split: str = typer.Option("auto", "--split", help="Corpus split: auto (eval if present), train or eval."),
 ):
     """Evaluate a checkpoint: accuracy/F1/MCC for classification; MLM/NSP accuracy and perplexity."""
@@ -234,7 +234,8 @@ def spread_multi_value_options(argv: List[str]) -> List[str]:
         if token in MULTI_VALUE_OPTIONS:
             current = token
             continue
-        if current and (token == "-" or not token.startswith("-")):
+        # A YAML file after the inputs is the recipe (`build-corpus --input a.txt recipe.yaml`).
+        if current and (token == "-" or not token.startswith("-")) and not token.endswith((".yaml", ".yml")):
             out += [current, token]
             continue
         current = None

@@ -151,15 +151,31 @@ def load_tokenizer(folder: str | Path) -> Tokenizer:
     if not path.is_file():
         raise UserError(f"{folder}: not a tokenizer folder (no {TOKENIZER_CONFIG}); "
                         f"make one with `bertcli tokenize train` or `bertcli convert --from hf`")
-    settings = json.loads(path.read_text(encoding="utf-8"))
+    damaged = f"{path}: damaged tokenizer settings"
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{damaged} (not JSON); copy the tokenizer folder again")
+    if not isinstance(settings, dict) or not isinstance(settings.get("files"), list) \
+            or not set(SPECIAL_TOKENS) <= set(settings.get("special_ids", {})):
+        raise UserError(f"{damaged} (needs backend, files and special_ids for {' '.join(SPECIAL_TOKENS)})")
     backend = BACKENDS.get(settings.get("backend"))
     if backend is None:
         raise UserError(f"{path}: unknown tokenizer backend {settings.get('backend')!r}; "
                         f"known: {', '.join(BACKENDS)}")
-    for name in settings.get("files", []):
+    for name in settings["files"]:
+        # bare names only: a crafted "../x" must not make bertcli read or copy files elsewhere
+        if not isinstance(name, str) or Path(name).name != name:
+            raise UserError(f"{damaged} (file {name!r} is not a plain file name)")
         if not (folder / name).is_file():
             raise UserError(f"{folder / name}: missing tokenizer file; copy the whole tokenizer folder")
-    return backend(folder, settings)
+    try:
+        return backend(folder, settings)
+    except UserError:
+        raise
+    except Exception as exc:  # each backend's library raises its own types for a corrupt model file
+        raise UserError(f"{folder}: cannot load the {settings['backend']} model ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else 'damaged'}); copy the tokenizer again")
 
 
 def train_sentencepiece(lines, out: Path, vocab_size: int, model_type: str, lowercase: bool,

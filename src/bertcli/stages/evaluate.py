@@ -48,6 +48,10 @@ def evaluate_corpus(ckpt, folder: Path, batch_size: int, max_examples: int, spli
     if split == "auto":
         split = "eval" if "eval" in corpus_splits(folder) else "train"
     reader = CorpusReader(folder, split)
+    if reader.max_seq_len > ckpt.config.max_position_embeddings:
+        raise UserError(f"{folder}: examples are {reader.max_seq_len} tokens but {ckpt.folder} has "
+                        f"{ckpt.config.max_position_embeddings} positions; rebuild the corpus with a smaller "
+                        f"--max-seq-len")
     if reader.tokenizer_fingerprint != ckpt.tokenizer().fingerprint():
         raise UserError(f"{folder}: built with a different tokenizer than {ckpt.folder}; rebuild the corpus "
                         f"with --tokenizer {ckpt.folder}/tokenizer")
@@ -63,8 +67,8 @@ def evaluate_labelled(ckpt, path: Path, batch_size: int, max_examples: int, devi
         raise UserError(f"{ckpt.folder}: a {ckpt.task} checkpoint has no classification head; fine-tune it "
                         f"with `bertcli finetune --task cls`, or evaluate it on a corpus folder")
     columns = ckpt.extra.get("columns", {})
-    data_cfg = TaskDataConfig(**{k: v or "none" for k, v in columns.items()},
-                              max_seq_len=ckpt.extra.get("max_seq_len", 128))
+    max_seq_len = min(ckpt.extra.get("max_seq_len", 128), ckpt.config.max_position_embeddings)
+    data_cfg = TaskDataConfig(**{k: v or "none" for k, v in columns.items()}, max_seq_len=max_seq_len)
     examples = read_examples(path, data_cfg)
     if max_examples > 0:
         for field in ("texts", "pairs", "labels", "lines"):

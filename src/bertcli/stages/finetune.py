@@ -26,7 +26,7 @@ from bertcli.runtime import configure, console, pick_device, seed_everything
 from bertcli.train.evaluation import evaluate_classification, to_device
 from bertcli.train.loop import TrainJob, append_metrics, train_loop
 from bertcli.train.optim import make_optimizer
-from bertcli.train.sampling import EpochBatches
+from bertcli.train.sampling import WholeEpochBatches
 from bertcli.train.schedule import warmup_steps
 
 # Which dev metric picks the best epoch.
@@ -49,7 +49,7 @@ def run(cfg: FinetuneConfig) -> Path:
 
     train_examples = read_examples(cfg.data.train, cfg.data)
     dev_examples = read_examples(cfg.data.dev, cfg.data)
-    labels = label_names(train_examples.labels)
+    labels = label_names(train_examples.labels, train_examples.path)
     if len(labels) < 2:
         raise UserError(f"{cfg.data.train}: only one label ({labels[0]!r}); classification needs at least two")
     train_set = encode_examples(train_examples, tokenizer, cfg.data.max_seq_len, label_ids(train_examples, labels))
@@ -61,12 +61,16 @@ def run(cfg: FinetuneConfig) -> Path:
     model = BertForSequenceClassification(arch, len(labels), cfg.classifier_dropout)
     encoder = {k[len(ENCODER_PREFIX):]: v for k, v in ckpt.encoder_state().items()}
     model.bert.load_state_dict(encoder)  # strict: every encoder weight must come from the checkpoint
+    missing = [name for name in ckpt.extra.get("missing", []) if name.startswith("bert.")]
+    if missing:
+        console.print(f"[yellow]note:[/] {ckpt.folder} was imported without {', '.join(missing)}; "
+                      f"those weights start from random initialisation")
     model.to(device)
     optimizer = make_optimizer(model, cfg.optim, device)
 
-    steps_per_epoch = math.ceil(len(train_set) / cfg.train.batch_size)
+    batches = WholeEpochBatches(len(train_set), cfg.train.batch_size, cfg.train.seed)
+    steps_per_epoch = batches.steps_per_epoch
     total = cfg.train.max_steps or math.ceil(cfg.train.epochs * steps_per_epoch)
-    batches = EpochBatches(len(train_set), cfg.train.batch_size, cfg.train.seed)
     micro = cfg.train.batch_size // cfg.train.grad_accum
     columns = dict(zip(("text_column", "text_pair_column", "label_column"), train_examples.columns))
     task_info = {"columns": columns, "max_seq_len": cfg.data.max_seq_len, "init": str(ckpt.folder)}
@@ -109,7 +113,7 @@ def run(cfg: FinetuneConfig) -> Path:
                        micro_batches=micro_batches, losses=classification_loss,
                        after_step=after_step, metrics_path=metrics_path, dtype=cfg.runtime.dtype,
                        description="finetune")
-        train_loop(model, optimizer, job, 0, cfg.runtime.progress)
+        train_loop(torch.compile(model) if cfg.runtime.compile else model, optimizer, job, 0, cfg.runtime.progress)
         save(tmp / "final", {"step": total})
     console.print(f"best dev {SELECTION_METRIC} {best['score']:.4f} at epoch {best['epoch']:.2f}; "
                   f"fine-tuned model: {out / 'best'}")

@@ -24,3 +24,19 @@ class EpochBatches:
                 self._epoch, self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n)
             out[i] = self._order[offset]
         return out
+
+
+class WholeEpochBatches:
+    """Step -> example indices where every epoch is exactly one pass, its last batch possibly
+    smaller, so that "after epoch k" means every example seen k times (fine-tuning's dev checks)."""
+
+    def __init__(self, num_examples: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed = num_examples, batch_size, seed
+        self.steps_per_epoch = -(-num_examples // batch_size)
+        self._epoch, self._order = -1, None
+
+    def indices(self, step: int) -> np.ndarray:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return self._order[k * self.batch_size:(k + 1) * self.batch_size]
