@@ -67,7 +67,9 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW as in BERT (Devlin et al. 2019, appendix A.2): decay on weights, not biases/LayerNorm."""
+    """AdamW with BERT's settings (Devlin et al. 2019, appendix A.2): decay on weights, not on biases
+    or LayerNorm. PyTorch's AdamW corrects the moments' bias; Google's AdamWeightDecayOptimizer does
+    not, which matters only in the first few hundred steps, inside the warmup."""
 
     lr: float = 1e-4
     weight_decay: float = 0.01

@@ -13,7 +13,9 @@ def warmup_steps(total_steps: int, warmup_steps: int, warmup_ratio: float) -> in
 def lr_at(step: int, peak_lr: float, warmup: int, total: int) -> float:
     """lr for optimizer step `step` (0-based): rises to peak over `warmup` steps, falls to 0 at `total`.
 
-    The first step already gets peak/warmup (not 0), so no step is spent at lr 0.
+    The first step already gets peak/warmup (not 0), so no step is spent at lr 0. The decay runs
+    from the peak at the end of warmup, as Hugging Face's linear schedule; Google's optimization.py
+    decays from step 0 and lets the warmup override it, so its peak is a little lower.
     """
     if step < warmup:
         return peak_lr * (step + 1) / warmup
