@@ -139,11 +139,15 @@ def test_minilm_round_trip_is_bit_identical(minilm, tmp_path):
     assert transformers.AutoTokenizer.from_pretrained(exported)(texts)["input_ids"] == original(texts)["input_ids"]
 
 
+def tiny_config(vocab_size: int) -> BertConfig:
+    return BertConfig(vocab_size=vocab_size, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+                      max_position_embeddings=64)
+
+
 @torch.inference_mode()
 def test_pretrained_model_mlm_and_nsp_logits_after_export(tokenizer_dir, tmp_path):
     tokenizer = load_tokenizer(tokenizer_dir)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_layers=2, num_heads=4,
-                        intermediate_size=64, max_position_embeddings=64)
+    config = tiny_config(tokenizer.vocab_size)
     torch.manual_seed(0)
     ours = BertForPretraining(config)
     perturb(ours)
@@ -167,8 +171,7 @@ def test_pretrained_model_mlm_and_nsp_logits_after_export(tokenizer_dir, tmp_pat
 @torch.inference_mode()
 def test_classifier_export_loads_with_labels_and_same_logits(tokenizer_dir, tmp_path):
     tokenizer = load_tokenizer(tokenizer_dir)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_layers=2, num_heads=4,
-                        intermediate_size=64, max_position_embeddings=64)
+    config = tiny_config(tokenizer.vocab_size)
     torch.manual_seed(0)
     ours = BertForSequenceClassification(config, 3).eval()
     perturb(ours)
