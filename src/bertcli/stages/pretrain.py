@@ -125,6 +125,10 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
 
     metrics_path = run_dir / "metrics.jsonl"
     resume_from = resume_point(run_dir, cfg) if resume else None
+    if resume_from is None:  # refuse a wrong --out before any weights are read
+        artifacts.check_output_target(run_dir, "pretrain-run")
+        if artifacts.step_dirs(run_dir) or (run_dir / "final").exists():
+            raise UserError(f"{run_dir}: holds a run already; continue it with --resume or choose another --out")
     # On resume the weights come from the step checkpoint, so --init-from is not read again.
     init = load_checkpoint(cfg.init_from) if cfg.init_from and resume_from is None else None
     if resume_from is not None:
@@ -142,22 +146,18 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
             check_fits(folder, corpus, arch)
 
     model = BertForPretraining(arch)
-    start_step = 0
     if resume_from is not None:
         model.load_state_dict(resume_from.state_dict())
-        model.to(device)
-        optimizer = make_optimizer(model, cfg.optim, device)
+    elif init is not None:
+        report_init(model, init)
+    model.to(device)
+    optimizer = make_optimizer(model, cfg.optim, device)
+    if resume_from is not None:
         start_step = load_train_state(resume_from.folder, optimizer)
         truncate_metrics(metrics_path, start_step)
         console.print(f"resuming {run_dir} from step {start_step}")
     else:
-        artifacts.check_output_target(run_dir, "pretrain-run")
-        if init is not None:
-            report_init(model, init)
-        model.to(device)
-        optimizer = make_optimizer(model, cfg.optim, device)
-        if artifacts.step_dirs(run_dir) or (run_dir / "final").exists():
-            raise UserError(f"{run_dir}: holds a run already; continue it with --resume or choose another --out")
+        start_step = 0
         run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path.unlink(missing_ok=True)
     # Written again on resume, so that the run's config.yaml always says how it was last continued
