@@ -69,17 +69,17 @@ class BertForPretraining(nn.Module):
                 next_sentence_label) -> dict[str, torch.Tensor]:
         """Losses and logits. mlm_positions/mlm_labels are (B, P), padded with label IGNORE_INDEX.
 
-        The vocabulary projection runs only on the masked positions: the (B, T, V) logits tensor
-        of a full-sequence head is never built.
+        The vocabulary projection runs only on the P prediction slots: the (B, T, V) logits tensor
+        of a full-sequence head is never built. mlm_logits (B * P, V) and mlm_targets (B * P,) keep
+        the padded slots (target IGNORE_INDEX): selecting the real ones would cost a host sync.
         """
-        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, H), (B, H)
-        B, T, H = hidden.shape
-        valid = mlm_labels != IGNORE_INDEX  # (B, P)
-        flat = (mlm_positions + T * torch.arange(B, device=hidden.device)[:, None])[valid]  # (M,)
-        mlm_logits = self.mlm(hidden.reshape(B * T, H)[flat], self.bert.embeddings.word.weight)  # (M, V)
-        mlm_targets = mlm_labels[valid]  # (M,)
+        # The last layer runs only at [CLS] (for NSP) and the masked positions: nothing else is read.
+        rows = F.pad(mlm_positions, (1, 0))  # (B, 1 + P), row 0 = [CLS]
+        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask, rows)  # (B, 1 + P, H), (B, H)
+        mlm_logits = self.mlm(hidden[:, 1:].flatten(0, 1), self.bert.embeddings.word.weight)  # (B * P, V)
+        mlm_targets = mlm_labels.flatten()  # (B * P,)
         nsp_logits = self.nsp(pooled)  # (B, 2)
-        mlm_loss = F.cross_entropy(mlm_logits.float(), mlm_targets)
+        mlm_loss = F.cross_entropy(mlm_logits.float(), mlm_targets, ignore_index=IGNORE_INDEX)
         nsp_loss = F.cross_entropy(nsp_logits.float(), next_sentence_label)
         return {
             "loss": mlm_loss + nsp_loss,

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bertcli.model.heads import IGNORE_INDEX
 from bertcli.runtime import autocast
 from bertcli.train.metrics import classification_metrics
 
@@ -38,7 +39,7 @@ def evaluate_pretraining(model: nn.Module, reader, batch_size: int, max_examples
         targets = out["mlm_targets"]
         mlm_loss += float(F.cross_entropy(out["mlm_logits"].float(), targets, reduction="sum"))
         mlm_correct += float((out["mlm_logits"].argmax(-1) == targets).sum())
-        mlm_count += targets.numel()
+        mlm_count += float((targets != IGNORE_INDEX).sum())
         nsp_loss += float(F.cross_entropy(out["nsp_logits"].float(), batch["next_sentence_label"], reduction="sum"))
         nsp_correct += float((out["nsp_logits"].argmax(-1) == batch["next_sentence_label"]).sum())
     mean_mlm = mlm_loss / max(mlm_count, 1)
