@@ -132,6 +132,13 @@ def replace_folder(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def remove_staging_leftovers(folder: Path) -> None:
+    """Delete the temporary folders a killed process left beside its outputs (`.NAME.tmp-*`)."""
+    if Path(folder).is_dir():
+        for leftover in Path(folder).glob(".*.tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def step_dirs(run: Path) -> list[Path]:
     """A run's `steps/step-NNNNNNNN/` checkpoints, oldest first."""
     steps = Path(run) / "steps"

@@ -145,6 +145,21 @@ class CorpusReader:
                 "attention_mask": tokens.astype(np.int64), "mlm_positions": mlm_positions,
                 "mlm_labels": mlm_labels, "next_sentence_label": nsp}
 
+    def prediction_counts(self, indices) -> np.ndarray:
+        """Masked positions of each example, from the offsets alone (no token is read)."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        shard_of = np.searchsorted(self._starts, indices, side="right") - 1
+        rows, counts, shards = indices - self._starts[shard_of], np.zeros(len(indices), np.int64), self._open()
+        for s in np.unique(shard_of):
+            mine = shard_of == s
+            offsets = shards[s]["mlm_offsets"]
+            counts[mine] = offsets[rows[mine] + 1] - offsets[rows[mine]]
+        return counts
+
+    def mean_length(self) -> float:
+        """Mean tokens per example, from the manifest."""
+        return sum(e.get("tokens", 0) for e in self._entries) / max(len(self), 1)
+
     def _release(self) -> None:
         """Unmap the pages a batch read: they stay in the OS's file cache, but no longer count as
         this process's memory. Without it, random reads over the memory maps (each fault maps the

@@ -10,10 +10,12 @@ Run folder:
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 
 import torch
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 
 from bertcli import artifacts, config
 from bertcli.checkpoint import load_checkpoint, save_checkpoint
@@ -22,18 +24,21 @@ from bertcli.data.shards import CorpusReader, corpus_splits
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
 from bertcli.model.heads import IGNORE_INDEX
-from bertcli.runtime import configure, console, pick_device, seed_everything
+from bertcli.runtime import (StopRequest, barrier, configure, console, grad_scaler, init_distributed, is_main,
+                             pick_device, seed_everything)
 from bertcli.tokenizer import load_tokenizer
 from bertcli.train.evaluation import evaluate_pretraining, to_device
-from bertcli.train.loop import TrainJob, append_metrics, train_loop, truncate_metrics
+from bertcli.train.loop import RunState, TrainJob, append_metrics, train_loop, truncate_metrics
 from bertcli.train.optim import make_optimizer
 from bertcli.train.sampling import EpochBatches
 from bertcli.train.schedule import warmup_steps
-from bertcli.train.state import load_train_state, save_train_state
+from bertcli.train.prefetch import Prefetcher
+from bertcli.train.state import load_train_state, rng_streams, save_train_state
 
 # Keys that may differ between a run and its --resume: where it lives, speed, logging, length.
 RESUMABLE_CHANGES = ("out", "train.max_steps", "train.log_every", "train.save_every", "train.eval_every",
-                     "train.eval_examples", "runtime.")
+                     "train.eval_examples", "train.max_tokens", "train.max_seconds", "train.max_bad_steps",
+                     "train.on_divergence", "runtime.")
 
 
 def model_config(spec: ModelSpec, vocab_size: int, pad_id: int) -> BertConfig:
@@ -119,9 +124,13 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
         raise UserError(f"{cfg.eval_corpus}: built with a different tokenizer than {cfg.corpus}; "
                         f"rebuild it with --tokenizer {cfg.corpus}/tokenizer")
 
+    rank, world = init_distributed(cfg.runtime.device)
+    per_rank = check_split(cfg, world)
     configure(cfg.runtime.threads)
     device = pick_device(cfg.runtime.device)
-    seed_everything(cfg.train.seed)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", torch.cuda.current_device())
+    seed_everything(cfg.train.seed + rank)  # ranks draw different dropout masks
 
     metrics_path = run_dir / "metrics.jsonl"
     resume_from = resume_point(run_dir, cfg) if resume else None
@@ -146,74 +155,134 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
             check_fits(folder, corpus, arch)
 
     model = BertForPretraining(arch)
-    if resume_from is not None:
-        model.load_state_dict(resume_from.state_dict())
-    elif init is not None:
+    if init is not None:
         report_init(model, init)
     model.to(device)
     optimizer = make_optimizer(model, cfg.optim, device)
+    scaler = grad_scaler(device, cfg.runtime.dtype)
+    state = RunState()
     if resume_from is not None:
-        start_step = load_train_state(resume_from.folder, optimizer)
-        truncate_metrics(metrics_path, start_step)
-        console.print(f"resuming {run_dir} from step {start_step}")
-    else:
-        start_step = 0
+        model.load_state_dict(resume_from.state_dict())
+        state = load_train_state(resume_from.folder, optimizer, rank, world, scaler)
+        if is_main():
+            truncate_metrics(metrics_path, state.step)
+            artifacts.remove_staging_leftovers(run_dir / "steps")
+        console.print(f"resuming {run_dir} from step {state.step}")
+    elif is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path.unlink(missing_ok=True)
     # Written again on resume, so that the run's config.yaml always says how it was last continued
     # (a resume that raised train.max_steps stays raised for the next plain --resume).
-    artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus))
+    if is_main():
+        artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus))
+    barrier()
 
-    compiled = torch.compile(model) if cfg.runtime.compile else model
-    total = cfg.train.max_steps
+    wrapped = DistributedDataParallel(model) if world > 1 else model
+    compiled = torch.compile(wrapped) if cfg.runtime.compile else wrapped
+    total = horizon(cfg, reader)
     batches = EpochBatches(len(reader), cfg.train.batch_size, cfg.train.seed)
-    micro = cfg.train.batch_size // cfg.train.grad_accum
+    micro = per_rank // cfg.train.grad_accum
 
     def micro_batches(step: int):
         indices = batches.indices(step)
-        parts = [reader.batch(indices[i:i + micro]) for i in range(0, len(indices), micro)]
-        # Each micro-batch's share of the step, so that accumulated losses equal the losses of one
-        # big batch: MLM is a mean over the step's masked tokens, NSP over its examples.
-        masked = [int((part["mlm_labels"] != IGNORE_INDEX).sum()) for part in parts]
-        return [{**to_device(part, device), "mlm_share": count / max(sum(masked), 1),
-                 "nsp_share": len(part["next_sentence_label"]) / len(indices)}
-                for part, count in zip(parts, masked)]
+        mine = indices[rank * per_rank:(rank + 1) * per_rank]
+        parts = [reader.batch(mine[i:i + micro]) for i in range(0, per_rank, micro)]
+        # Each micro-batch's share of the step (over all ranks), so that accumulated losses equal the
+        # losses of one big batch: MLM is a mean over the step's masked tokens, NSP over its examples.
+        masked = max(int(reader.prediction_counts(indices).sum()), 1)
+        return [{**to_device(unpadded(part), device),
+                 "mlm_share": int((part["mlm_labels"] != IGNORE_INDEX).sum()) / masked,
+                 "nsp_share": len(part["next_sentence_label"]) / len(indices),
+                 "tokens": int(part["attention_mask"].sum())} for part in parts]
 
-    def save(folder: Path, step: int, with_state: bool) -> None:
+    def save(folder: Path, with_state: bool) -> None:
+        rng = rng_streams() if with_state else []  # a collective: every rank takes part
+        if not is_main():
+            return
         with artifacts.staged_folder(folder) as tmp:
             save_checkpoint(tmp, model.state_dict(), arch, "pretraining", ["mlm", "nsp"], tokenizer,
-                            run_config=config.to_dict(cfg), extra={"step": step})
+                            run_config=config.to_dict(cfg), extra={"step": state.step})
             if with_state:
-                save_train_state(tmp, optimizer, step)
+                save_train_state(tmp, optimizer, state, rng, scaler)
+
+    def step_folder(step: int) -> Path:
+        return run_dir / "steps" / f"step-{step:08d}"
 
     def evaluate(step: int) -> dict:
         result = evaluate_pretraining(model, eval_reader, cfg.train.batch_size, cfg.train.eval_examples,
                                       cfg.runtime.dtype)
-        append_metrics(metrics_path, {"step": step, "split": "eval", **result})
+        if is_main():
+            append_metrics(metrics_path, {"step": step, "split": "eval", **result})
         return result
 
     def after_step(done: int) -> None:
         # The last step gets a resumable checkpoint too, so that a finished run can be extended
         # later (--resume with a larger train.max_steps).
         if cfg.train.save_every and (done % cfg.train.save_every == 0 or done == total):
-            save(run_dir / "steps" / f"step-{done:08d}", done, with_state=True)
+            save(step_folder(done), with_state=True)
         if eval_reader is not None and cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < total:
             evaluate(done)
+
+    def rewind(bad: RunState) -> RunState:
+        """After too many non-finite steps: back to the last checkpoint with half the lr."""
+        steps = artifacts.step_dirs(run_dir)
+        if not steps:
+            raise UserError(f"{bad.skipped} non-finite steps, the last at step {bad.step}, and no checkpoint "
+                            f"to rewind to; lower optim.lr, set train.save_every, or use runtime.dtype=fp32")
+        model.load_state_dict(load_checkpoint(steps[-1]).state_dict())
+        restored = load_train_state(steps[-1], optimizer, rank, world, scaler)
+        restored.lr_scale, restored.skipped = bad.lr_scale / 2, bad.skipped
+        console.print(f"[yellow]rewind:[/] non-finite steps up to step {bad.step}; back to step {restored.step} "
+                      f"with lr x{restored.lr_scale:g}")
+        vars(bad).update(vars(restored))  # the one RunState object the loop and save() share
+        return bad
 
     job = TrainJob(total_steps=total, peak_lr=cfg.optim.lr,
                    warmup=warmup_steps(total, cfg.optim.warmup_steps, cfg.optim.warmup_ratio),
                    grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
-                   micro_batches=micro_batches, losses=pretraining_losses, after_step=after_step,
-                   metrics_path=metrics_path, dtype=cfg.runtime.dtype, description="pretrain")
-    train_loop(compiled, optimizer, job, start_step, cfg.runtime.progress)
+                   micro_batches=Prefetcher(micro_batches) if cfg.runtime.prefetch else micro_batches,
+                   losses=pretraining_losses, after_step=after_step, metrics_path=metrics_path,
+                   dtype=cfg.runtime.dtype, description="pretrain", schedule=cfg.optim.schedule,
+                   max_tokens=cfg.train.max_tokens, max_seconds=cfg.train.max_seconds,
+                   max_bad_steps=cfg.train.max_bad_steps,
+                   rewind=rewind if cfg.train.on_divergence == "rewind" else None)
+    with StopRequest() as stop:
+        job.stop_requested = stop
+        state = train_loop(compiled, optimizer, job, state, cfg.runtime.progress, scaler)
+    if state.stopped and not step_folder(state.step).is_dir():
+        save(step_folder(state.step), with_state=True)
+    if state.stopped == "signal":
+        console.print(f"stopped at step {state.step}; continue with: bertcli pretrain --out {run_dir} --resume")
+        raise SystemExit(128 + stop.received)
 
-    save(run_dir / "final", total, with_state=False)
+    save(run_dir / "final", with_state=False)
     if eval_reader is not None:
-        result = evaluate(total)
+        result = evaluate(state.step)
         console.print(f"held-out: MLM accuracy {result['mlm_accuracy']:.4f}, perplexity {result['perplexity']:.2f}, "
                       f"NSP accuracy {result['nsp_accuracy']:.4f} ({result['examples']} examples)")
     console.print(f"pretrained model: {run_dir / 'final'}")
     return run_dir / "final"
+
+
+def check_split(cfg: PretrainConfig, world: int) -> int:
+    """Examples per rank and step; the step's batch must split evenly over ranks and micro-batches."""
+    if cfg.train.batch_size % (world * cfg.train.grad_accum):
+        raise UserError(f"train.batch_size {cfg.train.batch_size} does not split over {world} process(es) x "
+                        f"train.grad_accum {cfg.train.grad_accum}; choose a multiple of {world * cfg.train.grad_accum}")
+    return cfg.train.batch_size // world
+
+
+def horizon(cfg: PretrainConfig, reader: CorpusReader) -> int:
+    """The schedule's total steps: train.max_steps, or the steps train.max_tokens takes."""
+    if not cfg.train.max_tokens:
+        return cfg.train.max_steps
+    return max(1, math.ceil(cfg.train.max_tokens / (cfg.train.batch_size * reader.mean_length())))
+
+
+def unpadded(batch: dict) -> dict:
+    """No attention mask when nothing is padded, so SDPA takes its unmasked kernel. The check is on
+    the host (numpy), where the mask is made: on the device it would cost a sync every step."""
+    return {**batch, "attention_mask": None} if batch["attention_mask"].all() else batch
 
 
 def pretraining_losses(model: BertForPretraining, batch: dict) -> dict:

@@ -14,9 +14,12 @@ from bertcli.runtime import autocast
 from bertcli.train.metrics import classification_metrics
 
 
-def to_device(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    return {key: torch.from_numpy(np.ascontiguousarray(value)).to(device, non_blocking=True)
-            for key, value in batch.items()}
+def to_device(batch: dict[str, np.ndarray | None], device: torch.device) -> dict[str, torch.Tensor | None]:
+    """numpy -> tensors on `device`; on CUDA through pinned memory, so the copies run asynchronously."""
+    def move(value: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor
+    return {key: None if value is None else move(value) for key, value in batch.items()}
 
 
 def chunks(n: int, size: int):
