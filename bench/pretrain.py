@@ -16,7 +16,7 @@ vocab 8000, sequence 128, batch 32.
   --memory   peak resident memory during 3 steps of each model (peak reset after the model, its
              optimizer and the batches exist), each in a fresh child process (CPU; Linux's
              VmHWM), or max_memory_allocated (CUDA).
-  --compile  also bertcli under torch.compile (compile time printed).
+  --compile  also both models under torch.compile (compile times printed).
 """
 
 from __future__ import annotations
@@ -169,16 +169,62 @@ def loss_check(args, device, dtype: str, batches) -> dict:
             "last_loss": [la[-1], lb[-1]], "last_rel_diff": rel[-1]}
 
 
+def command_vs_step(args, device) -> None:
+    """`bertcli pretrain` itself (data loading, logging, a checkpoint included) against the bare step on
+    the same corpus, model and batch size, alternating command run / step rounds."""
+    import tempfile
+
+    command_rates, step_rates, peaks = [], [], []
+    batches = corpus_batches(args, 8)
+    for rep in range(2):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "bertcli", "pretrain", "--corpus", args.corpus, "--out", f"{tmp}/run",
+                   "--preset", f"L{args.layers}-H{args.hidden}", "--set", f"model.num_heads={args.heads}",
+                   "--set", f"train.max_steps={args.command}", "--set", f"train.batch_size={args.batch}",
+                   "--set", "train.log_every=10", "--set", f"train.save_every={args.command}",
+                   "--set", "runtime.progress=none", "--set", f"runtime.device={args.device}",
+                   "--set", f"runtime.dtype={args.dtypes[0]}", "--set", f"runtime.threads={torch.get_num_threads()}"]
+            subprocess.run(cmd, check=True, capture_output=True)
+            rows = [json.loads(line) for line in open(f"{tmp}/run/metrics.jsonl")]
+            train = [r for r in rows if r["split"] == "train"]
+            command_rates += [r["tokens_per_s"] for r in train[1:]]  # the first window holds warm-up
+            peaks.append(max(r["peak_memory_mib"] for r in train))
+        ours, _ = models(args, 0.1, device)
+        trainer = Trainer("bertcli", ours, device, args.dtypes[0], ours_batch, pretraining_losses)
+        step_rates += throughput([trainer], batches, args.rounds, args.steps)["bertcli"]
+    command, step = statistics.median(command_rates), statistics.median(step_rates)
+    print(f"{args.dtypes[0]} corpus: pretrain command {command:,.0f} tok/s ({min(command_rates):,.0f}-"
+          f"{max(command_rates):,.0f}), bare step {step:,.0f} tok/s ({min(step_rates):,.0f}-{max(step_rates):,.0f}): "
+          f"{command / step:.1%}; command peak memory {max(peaks):,.0f} MiB (whole process)")
+    mem = memory(args, args.dtypes[0], "corpus")
+    print(f"bare step peak memory (fresh process, whole process): bertcli {mem['bertcli']['peak_mib']:,.0f} MiB")
+
+
+def cpu_check(args, steps: int) -> dict:
+    """bertcli on args.device against bertcli on the CPU: same weights, batches, fp32, no dropout."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    batches = synthetic_batches(args, steps)
+    losses = {}
+    for name in ("cpu", args.device):
+        device = torch.device(name)
+        ours, _ = models(args, 0.0, device)
+        trainer = Trainer("bertcli", ours, device, "fp32", ours_batch, pretraining_losses)
+        losses[name] = [trainer.step(b) for b in batches]
+    rel = [abs(a - b) / abs(a) for a, b in zip(losses["cpu"], losses[args.device])]
+    return {"steps": steps, "max_rel_diff": max(rel), "cpu": losses["cpu"][-1], args.device: losses[args.device][-1]}
+
+
 def memory_child(args) -> None:
     """Child process: a few steps of one model; prints its peak memory (MiB) as JSON."""
     device = torch.device(args.device)
-    ours, theirs = models(args, 0.1, device)
     batches = synthetic_batches(args, 3) if args.memory_batches == "full" else corpus_batches(args, 3)
-    if args.memory_child == "bertcli":
-        del theirs
+    if args.memory_child == "bertcli":  # transformers is not even imported: only what pretrain has
+        torch.manual_seed(0)
+        ours = BertForPretraining(model_config(args, 0.1)).to(device)
         trainer = Trainer("bertcli", ours, device, args.memory_dtype, ours_batch, pretraining_losses)
     else:
-        del ours
+        theirs = models(args, 0.1, device)[1]
         trainer = Trainer("hf", theirs, device, args.memory_dtype, hf_batch, hf_losses)
     before = rss_mib("VmRSS")
     with open("/proc/self/clear_refs", "w") as handle:  # 5: reset the peak resident size (Linux)
@@ -227,6 +273,10 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--command", type=int, default=0, help="Steps per `bertcli pretrain` run to compare "
+                        "with the bare step on --corpus, then exit.")
+    parser.add_argument("--cpu-check", type=int, default=0, help="Steps of bertcli on --device vs on the CPU, "
+                        "then exit (non-zero above 1e-4 relative).")
     parser.add_argument("--memory-child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--memory-dtype", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--memory-batches", default="full", help=argparse.SUPPRESS)
@@ -236,6 +286,12 @@ def main() -> None:
     if args.memory_child:
         return memory_child(args)
     device = torch.device(args.device)
+    if args.cpu_check:
+        result = cpu_check(args, args.cpu_check)
+        print(f"{args.device} vs cpu losses: {json.dumps(result)}")
+        sys.exit(0 if result["max_rel_diff"] < 1e-4 else 1)
+    if args.command:
+        return command_vs_step(args, device)
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}; L{args.layers} "
           f"H{args.hidden} heads {args.heads} vocab {args.vocab} seq {args.seq} batch {args.batch}")
     kinds = {"full": synthetic_batches(args, 8)}
@@ -254,8 +310,14 @@ def main() -> None:
                 trainer = Trainer("bertcli+compile", torch.compile(compiled), device, dtype, ours_batch,
                                   pretraining_losses)
                 trainer.step(batches[0])
-                print(f"  compile + first step: {time.perf_counter() - start:.1f} s")
+                print(f"  bertcli compile + first step: {time.perf_counter() - start:.1f} s")
                 trainers.insert(1, trainer)
+                hf_compiled = models(args, 0.1, device)[1]
+                start = time.perf_counter()
+                trainer = Trainer("hf+compile", torch.compile(hf_compiled), device, dtype, hf_batch, hf_losses)
+                trainer.step(batches[0])
+                print(f"  hf compile + first step: {time.perf_counter() - start:.1f} s")
+                trainers.append(trainer)
             rates = throughput(trainers, batches, args.rounds, args.steps)
             hf = statistics.median(rates["hf"])
             line = "  ".join(f"{name} {statistics.median(r):,.0f} tok/s ({min(r):,.0f}-{max(r):,.0f}) "
@@ -263,9 +325,10 @@ def main() -> None:
             print(f"{dtype:>4} {kind:>6}: hf {hf:,.0f} tok/s ({min(rates['hf']):,.0f}-{max(rates['hf']):,.0f})  {line}")
             if args.memory:
                 mem = memory(args, dtype, kind)
-                print(f"{dtype:>4} {kind:>6}: peak memory bertcli {mem['bertcli']['peak_mib']:,.0f} MiB, "
-                      f"hf {mem['hf']['peak_mib']:,.0f} MiB (before the steps: {mem['bertcli']['before_steps_mib']:,.0f} "
-                      f"/ {mem['hf']['before_steps_mib']:,.0f})")
+                step = {k: m["peak_mib"] - m["before_steps_mib"] for k, m in mem.items()}
+                print(f"{dtype:>4} {kind:>6}: peak memory of the steps (above the process before them): bertcli "
+                      f"{step['bertcli']:,.0f} MiB, hf {step['hf']:,.0f} MiB; whole process: bertcli "
+                      f"{mem['bertcli']['peak_mib']:,.0f} MiB, hf {mem['hf']['peak_mib']:,.0f} MiB")
         if args.check_steps:
             batches = kinds.get("corpus", kinds["full"])
             print(f"{dtype:>4} losses: {json.dumps(loss_check(args, device, dtype, batches))}")

@@ -119,7 +119,7 @@ def pretrain(
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (optim.lr)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto|cpu|cuda (runtime.device)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32|bf16 (runtime.dtype)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32|bf16|fp16 (runtime.dtype; fp16 adds loss scaling, for GPUs)."),
 ):
     """Pretrain with masked LM + next sentence prediction."""
     from bertcli.config import PretrainConfig, load_config

@@ -68,7 +68,7 @@ def resume_point(run: Path, cfg: PretrainConfig):
     check_resumable(run, cfg)
     checkpoint = load_checkpoint(steps[-1])
     step = checkpoint.extra.get("step", 0)
-    if step >= cfg.train.max_steps:
+    if step >= cfg.train.max_steps and (run / "final").is_dir():
         raise UserError(f"{run}: already at step {step}; raise train.max_steps to train further")
     return checkpoint
 

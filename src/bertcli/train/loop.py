@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +218,9 @@ def truncate_metrics(path: Path, step: int) -> None:
     if not path.is_file():
         return
     kept = [line for line in path.read_text(encoding="utf-8").splitlines() if _step_of(line) <= step]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    tmp = path.with_name(path.name + ".tmp")  # replaced in one rename: a kill here loses nothing
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _step_of(line: str) -> float:

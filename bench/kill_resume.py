@@ -1,0 +1,115 @@
+"""SIGKILL a pretraining run again and again, resume it each time, and compare with a run never killed.
+
+    PYTHONPATH=src .venv/bin/python bench/kill_resume.py --corpus CORPUS [--kills 20] [--steps 120]
+
+A tiny model (dropout on, so the RNG streams matter) trains on CPU with a checkpoint every
+--save-every steps. The killed run gets SIGKILL --kills times: half at a random moment, half the
+instant a checkpoint's staging folder appears (mid-checkpoint). After each kill it is started again
+with --resume (or afresh when no checkpoint exists yet). At the end the final weights must be
+bit-identical to the uninterrupted run's, and so must the logged losses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command(args, out: Path, resume: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "bertcli", "pretrain", "--out", str(out)]
+    if resume:
+        return cmd + ["--resume"]
+    return cmd + ["--corpus", args.corpus, "--preset", "tiny", "--set", "model.hidden_size=64",
+                  "--set", "model.num_layers=2", "--set", "model.num_heads=2", "--set", "model.intermediate_size=128",
+                  "--set", "model.max_position_embeddings=128", "--set", f"train.max_steps={args.steps}",
+                  "--set", "train.batch_size=16", "--set", "train.log_every=1",
+                  "--set", f"train.save_every={args.save_every}", "--set", "runtime.progress=none",
+                  "--set", "runtime.threads=1", "--set", "runtime.device=cpu", "--set", "optim.lr=1e-3"]
+
+
+def run_env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+
+
+def staging(out: Path) -> bool:
+    steps = out / "steps"
+    return steps.is_dir() and any(p.name.startswith(".") for p in steps.iterdir())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--save-every", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        straight, killed = Path(tmp) / "straight", Path(tmp) / "killed"
+        start = time.perf_counter()
+        subprocess.run(command(args, straight, False), env=run_env(), check=True, capture_output=True)
+        once = time.perf_counter() - start
+        print(f"uninterrupted run: {once:.1f} s")
+        kills, mid_checkpoint, at_steps = 0, 0, []
+        while True:
+            resume = (killed / "steps").is_dir() and any(p.name.startswith("step-") for p in (killed / "steps").iterdir())
+            process = subprocess.Popen(command(args, killed, resume), env=run_env(),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if kills < args.kills:
+                aim_mid_checkpoint = kills % 2 == 1
+                deadline = time.perf_counter() + rng.uniform(1.0, max(2.0, once / 3))
+                while process.poll() is None and time.perf_counter() < deadline + (60 if aim_mid_checkpoint else 0):
+                    if aim_mid_checkpoint and staging(killed):
+                        break
+                    if not aim_mid_checkpoint and time.perf_counter() >= deadline:
+                        break
+                    time.sleep(0.002)
+                if process.poll() is None:
+                    mid = staging(killed)
+                    process.send_signal(signal.SIGKILL)
+                    process.wait()
+                    kills += 1
+                    mid_checkpoint += mid
+                    done = [p.name for p in (killed / "steps").iterdir()] if (killed / "steps").is_dir() else []
+                    at_steps.append(max((int(n.split("-")[1]) for n in done if n.startswith("step-")), default=0))
+                    print(f"kill {kills:2d}: {'mid-checkpoint' if mid else 'random moment '}; last checkpoint "
+                          f"step {at_steps[-1]}")
+                    continue
+            _, err = process.communicate()
+            if process.returncode != 0:
+                sys.exit(f"run failed after {kills} kills: {err[-2000:]}")
+            break
+        a = load_file(str(straight / "final" / "model.safetensors"))
+        b = load_file(str(killed / "final" / "model.safetensors"))
+        identical = all(torch.equal(a[k], b[k]) for k in a)
+        keep = ("step", "loss", "mlm_loss", "nsp_loss", "grad_norm", "lr", "tokens")
+
+        def rows(run):
+            lines = (run / "metrics.jsonl").read_text().splitlines()
+            return [{k: r[k] for k in keep} for r in map(json.loads, lines) if r["split"] == "train"]
+
+        same_log = rows(straight) == rows(killed)
+        leftovers = [p.name for p in (killed / "steps").iterdir() if p.name.startswith(".")]
+        print(f"{kills} SIGKILLs ({mid_checkpoint} mid-checkpoint), {args.steps} steps: final weights "
+              f"{'bit-identical' if identical else 'DIFFERENT'} to the uninterrupted run; metrics "
+              f"{'identical' if same_log else 'DIFFERENT'} ({len(rows(killed))} train rows); "
+              f"staging leftovers now: {len(leftovers)}")
+        sys.exit(0 if identical and same_log else 1)
+
+
+if __name__ == "__main__":
+    main()
