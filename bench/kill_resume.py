@@ -44,9 +44,10 @@ def run_env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
 
 
-def staging(out: Path) -> bool:
+def staging(out: Path) -> set[str]:
+    """The checkpoint staging folders (`.step-N.tmp-*`) now in the run."""
     steps = out / "steps"
-    return steps.is_dir() and any(p.name.startswith(".") for p in steps.iterdir())
+    return {p.name for p in steps.iterdir() if p.name.startswith(".")} if steps.is_dir() else set()
 
 
 def main() -> None:
@@ -71,15 +72,16 @@ def main() -> None:
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             if kills < args.kills:
                 aim_mid_checkpoint = kills % 2 == 1
-                deadline = time.perf_counter() + rng.uniform(1.0, max(2.0, once / 3))
+                old = staging(killed)  # a killed run's leftovers, removed by the next --resume
+                deadline = time.perf_counter() + rng.uniform(2.0, max(3.0, once / 4))
                 while process.poll() is None and time.perf_counter() < deadline + (60 if aim_mid_checkpoint else 0):
-                    if aim_mid_checkpoint and staging(killed):
+                    if aim_mid_checkpoint and staging(killed) - old:
                         break
                     if not aim_mid_checkpoint and time.perf_counter() >= deadline:
                         break
                     time.sleep(0.002)
                 if process.poll() is None:
-                    mid = staging(killed)
+                    mid = bool(staging(killed) - old)
                     process.send_signal(signal.SIGKILL)
                     process.wait()
                     kills += 1

@@ -171,6 +171,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     elif is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path.unlink(missing_ok=True)
+        artifacts.remove_staging_leftovers(run_dir / "steps")
     # Written again on resume, so that the run's config.yaml always says how it was last continued
     # (a resume that raised train.max_steps stays raised for the next plain --resume).
     if is_main():
