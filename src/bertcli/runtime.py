@@ -83,6 +83,16 @@ def is_main() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
+def sum_over_ranks(value: int, device: torch.device) -> int:
+    """`value` summed over all ranks (itself in a single process)."""
+    if not dist.is_initialized():
+        return value
+    on = device if dist.get_backend() == "nccl" else torch.device("cpu")
+    total = torch.tensor([value], dtype=torch.int64, device=on)
+    dist.all_reduce(total)
+    return int(total)
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

@@ -25,7 +25,9 @@ import numpy as np
 
 from bertcli import artifacts
 from bertcli.data.arrays import offsets_from_lengths
+from bertcli.data.dynamic_masking import mask_batch
 from bertcli.data.examples import Examples
+from bertcli.data.masking import Masker, MaskingRule
 from bertcli.errors import UserError
 
 SHARD_FILES = ("input_ids", "offsets", "a_lens", "mlm_positions", "mlm_labels", "mlm_offsets",
@@ -86,6 +88,11 @@ class CorpusReader:
         self.max_predictions: int = self.manifest["max_predictions_per_seq"]
         self.special_ids: dict[str, int] = self.manifest["special_ids"]
         self.pad_id: int = self.special_ids["[PAD]"]
+        # Corpora from before these settings existed are MLM + NSP with static masks.
+        self.objective: str = self.manifest.get("objective", "mlm_nsp")
+        self.masking: str = self.manifest.get("masking", "static")
+        self.has_nsp = self.objective == "mlm_nsp"
+        self._masker = None  # made on first use, for dynamic masking
         self._entries = splits[split]["shards"]
         counts = np.array([entry["examples"] for entry in self._entries], dtype=np.int64)
         self._starts = offsets_from_lengths(counts)
@@ -102,11 +109,12 @@ class CorpusReader:
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_shards": None}  # memory maps are reopened, not pickled
 
-    def batch(self, indices) -> dict[str, np.ndarray]:
+    def batch(self, indices, epochs=None) -> dict[str, np.ndarray]:
         """Examples `indices` padded to the longest in the batch (tokens) and the most predictions.
 
-        Assembled with whole-array numpy (a loop over the shards the batch touches, not over its
-        examples).
+        `epochs` (one per index, default 0) picks the masks of a dynamically masked corpus. A corpus
+        without NSP (objective mlm) gives no next_sentence_label. Assembled with whole-array numpy
+        (a loop over the shards the batch touches, not over its examples).
         """
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if len(indices) and not (0 <= indices.min() and indices.max() < len(self)):
@@ -140,21 +148,16 @@ class CorpusReader:
             mlm_positions[predicted & mine] = shard["mlm_positions"][slot_at]
             mlm_labels[predicted & mine] = shard["mlm_labels"][slot_at]
         self._release()
-        return {"input_ids": input_ids,
-                "token_type_ids": (tokens & (np.arange(T) >= a_lens[:, None] + 2)).astype(np.int64),
-                "attention_mask": tokens.astype(np.int64), "mlm_positions": mlm_positions,
-                "mlm_labels": mlm_labels, "next_sentence_label": nsp}
-
-    def prediction_counts(self, indices) -> np.ndarray:
-        """Masked positions of each example, from the offsets alone (no token is read)."""
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        shard_of = np.searchsorted(self._starts, indices, side="right") - 1
-        rows, counts, shards = indices - self._starts[shard_of], np.zeros(len(indices), np.int64), self._open()
-        for s in np.unique(shard_of):
-            mine = shard_of == s
-            offsets = shards[s]["mlm_offsets"]
-            counts[mine] = offsets[rows[mine] + 1] - offsets[rows[mine]]
-        return counts
+        batch = {"input_ids": input_ids,
+                 "token_type_ids": (tokens & (np.arange(T) >= a_lens[:, None] + 2)).astype(np.int64),
+                 "attention_mask": tokens.astype(np.int64), "mlm_positions": mlm_positions,
+                 "mlm_labels": mlm_labels}
+        if self.has_nsp:
+            batch["next_sentence_label"] = nsp
+        if self.masking == "dynamic":
+            epochs = np.zeros(len(indices), np.int64) if epochs is None else np.asarray(epochs).reshape(-1)
+            mask_batch(batch, indices, epochs, self.masker(), self.manifest["masking_seed"])
+        return batch
 
     def mean_length(self) -> float:
         """Mean tokens per example, from the manifest."""
@@ -170,11 +173,29 @@ class CorpusReader:
                 if handle is not None and hasattr(handle, "madvise"):
                     handle.madvise(mmap.MADV_DONTNEED)
 
-    def example(self, i: int) -> dict:
-        """One example as Python lists."""
+    def masker(self) -> Masker:
+        """The masking rule the corpus was built with (for dynamic masking)."""
+        if self._masker is None:
+            from bertcli.tokenizer import load_tokenizer
+
+            tokenizer = load_tokenizer(self.folder / "tokenizer")
+            rule = MaskingRule(**self.manifest["masking_rule"])
+            word_starts = tokenizer.word_start_table() if rule.whole_word_mask else None
+            self._masker = Masker(tokenizer.vocab_size, tokenizer.special_ids, tokenizer.mask_id, rule=rule,
+                                  word_starts=word_starts, unk_id=tokenizer.unk_id)
+        return self._masker
+
+    def example(self, i: int, epoch: int = 0) -> dict:
+        """One example as Python lists (with the masks of `epoch` when masking is dynamic)."""
         ids, a_len, positions, labels, nsp = self._row(i)
-        return {"input_ids": ids.tolist(), "token_type_ids": [0] * (a_len + 2) + [1] * (len(ids) - a_len - 2),
-                "mlm_positions": positions.tolist(), "mlm_labels": labels.tolist(), "next_sentence_label": nsp}
+        if self.masking == "dynamic":
+            batch = self.batch([i], [epoch])
+            ids, positions, labels = batch["input_ids"][0], batch["mlm_positions"][0], batch["mlm_labels"][0]
+        example = {"input_ids": ids.tolist(), "token_type_ids": [0] * (a_len + 2) + [1] * (len(ids) - a_len - 2),
+                   "mlm_positions": positions.tolist(), "mlm_labels": labels.tolist()}
+        if self.has_nsp:
+            example["next_sentence_label"] = nsp
+        return example
 
     def _row(self, i: int):
         i = int(i)

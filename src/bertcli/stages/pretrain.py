@@ -25,7 +25,7 @@ from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
 from bertcli.model.heads import IGNORE_INDEX
 from bertcli.runtime import (StopRequest, barrier, configure, console, grad_scaler, init_distributed, is_main,
-                             pick_device, seed_everything)
+                             pick_device, seed_everything, sum_over_ranks)
 from bertcli.tokenizer import load_tokenizer
 from bertcli.train.evaluation import evaluate_pretraining, to_device
 from bertcli.train.loop import RunState, TrainJob, append_metrics, train_loop, truncate_metrics
@@ -186,15 +186,17 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
 
     def micro_batches(step: int):
         indices = batches.indices(step)
-        mine = indices[rank * per_rank:(rank + 1) * per_rank]
-        parts = [reader.batch(mine[i:i + micro]) for i in range(0, per_rank, micro)]
-        # Each micro-batch's share of the step (over all ranks), so that accumulated losses equal the
+        epochs = batches.epochs(step)
+        mine = slice(rank * per_rank, (rank + 1) * per_rank)  # this rank's share of the step
+        parts = [reader.batch(indices[mine][i:i + micro], epochs[mine][i:i + micro]) for i in range(0, per_rank, micro)]
+        # Each micro-batch's share of the step (all ranks), so that accumulated losses equal the
         # losses of one big batch: MLM is a mean over the step's masked tokens, NSP over its examples.
-        masked = max(int(reader.prediction_counts(indices).sum()), 1)
-        return [{**to_device(unpadded(part), device),
-                 "mlm_share": int((part["mlm_labels"] != IGNORE_INDEX).sum()) / masked,
-                 "nsp_share": len(part["next_sentence_label"]) / len(indices),
-                 "tokens": int(part["attention_mask"].sum())} for part in parts]
+        # Masks may be drawn here (dynamic masking), so the count is summed over ranks (a collective).
+        masked = [int((part["mlm_labels"] != IGNORE_INDEX).sum()) for part in parts]
+        total_masked = max(sum_over_ranks(sum(masked), device), 1)
+        return [{**to_device(unpadded(part), device), "mlm_share": count / total_masked,
+                 "nsp_share": len(part["input_ids"]) / len(indices), "tokens": int(part["attention_mask"].sum())}
+                for part, count in zip(parts, masked)]
 
     def save(folder: Path, with_state: bool) -> None:
         rng = rng_streams() if with_state else []  # a collective: every rank takes part
@@ -241,7 +243,8 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     job = TrainJob(total_steps=total, peak_lr=cfg.optim.lr,
                    warmup=warmup_steps(total, cfg.optim.warmup_steps, cfg.optim.warmup_ratio),
                    grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
-                   micro_batches=Prefetcher(micro_batches) if cfg.runtime.prefetch else micro_batches,
+                   # Under torchrun, batches are built on the main thread: building one holds a collective.
+                   micro_batches=Prefetcher(micro_batches) if cfg.runtime.prefetch and world == 1 else micro_batches,
                    losses=pretraining_losses, after_step=after_step, metrics_path=metrics_path,
                    dtype=cfg.runtime.dtype, description="pretrain", schedule=cfg.optim.schedule,
                    max_tokens=cfg.train.max_tokens, max_seconds=cfg.train.max_seconds,
@@ -259,8 +262,9 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     save(run_dir / "final", with_state=False)
     if eval_reader is not None:
         result = evaluate(state.step)
+        nsp = f"NSP accuracy {result['nsp_accuracy']:.4f} " if "nsp_accuracy" in result else ""
         console.print(f"held-out: MLM accuracy {result['mlm_accuracy']:.4f}, perplexity {result['perplexity']:.2f}, "
-                      f"NSP accuracy {result['nsp_accuracy']:.4f} ({result['examples']} examples)")
+                      f"{nsp}({result['examples']} examples)")
     console.print(f"pretrained model: {run_dir / 'final'}")
     return run_dir / "final"
 
@@ -290,7 +294,10 @@ def pretraining_losses(model: BertForPretraining, batch: dict) -> dict:
     """This micro-batch's share of the step's MLM and NSP losses (see micro_batches)."""
     mlm_share, nsp_share = batch.pop("mlm_share"), batch.pop("nsp_share")
     out = model(**batch)
-    mlm_loss, nsp_loss = out["mlm_loss"] * mlm_share, out["nsp_loss"] * nsp_share
+    mlm_loss = out["mlm_loss"] * mlm_share
+    if "nsp_loss" not in out:  # an MLM-only corpus
+        return {"loss": mlm_loss, "mlm_loss": mlm_loss}
+    nsp_loss = out["nsp_loss"] * nsp_share
     return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss}
 
 

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from bertcli.console import Progress
 from bertcli.errors import UserError
-from bertcli.runtime import autocast, is_main, peak_memory_mib
+from bertcli.runtime import autocast, is_main, peak_memory_mib, sum_over_ranks
 from bertcli.train.schedule import lr_at
 
 Batch = dict[str, torch.Tensor]
@@ -191,10 +191,9 @@ def agree(tokens: int, stop: bool, device: torch.device) -> tuple[int, bool]:
     """All ranks' tokens of the step, and whether any rank was asked to stop (one small all-reduce)."""
     if not dist.is_initialized():
         return tokens, stop
-    on = device if dist.get_backend() == "nccl" else torch.device("cpu")
-    values = torch.tensor([tokens, int(stop)], dtype=torch.int64, device=on)
-    dist.all_reduce(values)
-    return int(values[0]), bool(values[1])
+    # Packed in one number, so that it is one all-reduce: the stop votes in the low bits.
+    packed = sum_over_ranks(tokens * 1024 + int(stop), device)
+    return packed // 1024, packed % 1024 > 0
 
 
 def mean_over_ranks(sums: dict[str, torch.Tensor], steps: int) -> dict[str, float]:
