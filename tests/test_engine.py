@@ -183,3 +183,19 @@ def test_fp16_with_loss_scaling_runs_on_cpu(corpus, tmp_path):
                "--set", "train.batch_size=4", "--set", "runtime.device=cpu", "--set", "optim.name=lamb") == 0
     rows = train_rows(out)
     assert rows[-1]["step"] == 3 and math.isfinite(rows[-1]["loss"]) and rows[-1]["peak_memory_mib"] > 0
+
+
+def test_two_phases_continue_from_phase_one_with_positions_checked(corpus, tokenizer_dir, text_files, tmp_path):
+    long_corpus = tmp_path / "corpus128"
+    assert cli("build-corpus", "--input", *text_files, "--tokenizer", tokenizer_dir, "--out", long_corpus,
+               "--max-seq-len", 128, "--dupe-factor", 1) == 0
+    short = ["--set", "train.max_steps=2", "--set", "train.batch_size=4"]
+    for positions in (64, 128):
+        phase1 = tmp_path / f"phase1-{positions}"
+        assert cli("pretrain", "--corpus", corpus, "--out", phase1, *TINY, *short,
+                   "--set", f"model.max_position_embeddings={positions}") == 0
+        code = cli("pretrain", "--corpus", long_corpus, "--out", tmp_path / f"phase2-{positions}", "--init-from",
+                   phase1 / "final", *TINY, *short)
+        assert code == (2 if positions == 64 else 0)
+    assert (tmp_path / "phase2-128" / "final" / "model.safetensors").is_file()
+    assert not (tmp_path / "phase2-64").exists()
