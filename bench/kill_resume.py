@@ -3,8 +3,10 @@
     PYTHONPATH=src .venv/bin/python bench/kill_resume.py --corpus CORPUS [--kills 20] [--steps 120]
 
 A tiny model (dropout on, so the RNG streams matter) trains on CPU with a checkpoint every
---save-every steps. The killed run gets SIGKILL --kills times: half at a random moment, half the
-instant a checkpoint's staging folder appears (mid-checkpoint). After each kill it is started again
+--save-every steps. The killed run gets SIGKILL --kills times: half at a random moment (the first
+anywhere after launch, the others within the next three checkpoints' worth of steps once training
+has restarted, so the run advances between kills), half the instant a checkpoint's staging folder
+appears (mid-checkpoint). After each kill it is started again
 with --resume (or afresh when no checkpoint exists yet). At the end the final weights must be
 bit-identical to the uninterrupted run's, and so must the logged losses.
 """
@@ -50,6 +52,20 @@ def staging(out: Path) -> set[str]:
     return {p.name for p in steps.iterdir() if p.name.startswith(".")} if steps.is_dir() else set()
 
 
+def logged_steps(out: Path) -> int:
+    """The last step in the run's metrics.jsonl (0 when none)."""
+    path = out / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    steps = [0]
+    for line in path.read_text().splitlines():
+        try:
+            steps.append(json.loads(line)["step"])
+        except (json.JSONDecodeError, KeyError):
+            pass
+    return max(steps)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", required=True)
@@ -64,7 +80,10 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run(command(args, straight, False), env=run_env(), check=True, capture_output=True)
         once = time.perf_counter() - start
-        print(f"uninterrupted run: {once:.1f} s")
+        rows = [r for r in map(json.loads, (straight / "metrics.jsonl").open()) if r["split"] == "train"]
+        seconds = [(b["tokens"] - a["tokens"]) / b["tokens_per_s"] for a, b in zip(rows, rows[1:]) if b["tokens_per_s"]]
+        step_seconds = sorted(seconds)[len(seconds) // 2] if seconds else 0.1
+        print(f"uninterrupted run: {once:.1f} s", flush=True)
         kills, mid_checkpoint, at_steps = 0, 0, []
         while True:
             resume = (killed / "steps").is_dir() and any(p.name.startswith("step-") for p in (killed / "steps").iterdir())
@@ -73,11 +92,21 @@ def main() -> None:
             if kills < args.kills:
                 aim_mid_checkpoint = kills % 2 == 1
                 old = staging(killed)  # a killed run's leftovers, removed by the next --resume
-                deadline = time.perf_counter() + rng.uniform(2.0, max(3.0, once / 4))
-                while process.poll() is None and time.perf_counter() < deadline + (60 if aim_mid_checkpoint else 0):
-                    if aim_mid_checkpoint and staging(killed) - old:
-                        break
-                    if not aim_mid_checkpoint and time.perf_counter() >= deadline:
+                logged = logged_steps(killed)
+                # Random kills: the first at a random moment after launch (start-up included); later
+                # ones at a random moment within the next few checkpoints once training has resumed,
+                # so that the run moves on between kills.
+                started = kills == 0
+                delay = rng.uniform(0.0, 3 * args.save_every * step_seconds)
+                deadline = time.perf_counter() + (rng.uniform(0.5, 10.0) if started else delay)
+                while process.poll() is None:
+                    if aim_mid_checkpoint:
+                        if staging(killed) - old:
+                            break
+                    elif not started:
+                        if logged_steps(killed) > logged:
+                            started, deadline = True, time.perf_counter() + delay
+                    elif time.perf_counter() >= deadline:
                         break
                     time.sleep(0.002)
                 if process.poll() is None:
@@ -88,8 +117,8 @@ def main() -> None:
                     mid_checkpoint += mid
                     done = [p.name for p in (killed / "steps").iterdir()] if (killed / "steps").is_dir() else []
                     at_steps.append(max((int(n.split("-")[1]) for n in done if n.startswith("step-")), default=0))
-                    print(f"kill {kills:2d}: {'mid-checkpoint' if mid else 'random moment '}; last checkpoint "
-                          f"step {at_steps[-1]}")
+                    print(f"kill {kills:2d}: {'mid-checkpoint' if mid else 'random moment '}; logged step "
+                          f"{logged_steps(killed)}, last checkpoint step {at_steps[-1]}", flush=True)
                     continue
             _, err = process.communicate()
             if process.returncode != 0:
