@@ -219,6 +219,11 @@ def check_output_target(out: str | Path, kind: str, flag: str = "--out", inputs=
     if not str(out) or Path(out).resolve() == Path.cwd().resolve():
         raise UserError(f"no output folder given; pass {flag} PATH (a new folder)")
     out = Path(out)
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{parent}: is a file, so {out} cannot be made inside it; choose another {flag}")
+            break
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: is a file; {flag} must name a folder")
     if out.is_dir() and any(out.iterdir()):

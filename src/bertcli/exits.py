@@ -35,6 +35,7 @@ FILESYSTEM_FIXES = {
     errno.ENOSPC: "the disk is full; free space or choose another disk",
     errno.EDQUOT: "the disk quota is exhausted; free space or choose another disk",
     errno.EISDIR: "it is a folder; give a file",
+    errno.EEXIST: "a file of that name stands where a folder is needed; choose another path",
     errno.ENOENT: "not found; check the path",
     errno.ELOOP: "too many symbolic links; check the path",
 }

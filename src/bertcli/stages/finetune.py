@@ -77,10 +77,9 @@ def run(cfg: FinetuneConfig) -> Path:
     task_info = {"columns": columns, "max_seq_len": cfg.data.max_seq_len, "init": str(ckpt.folder)}
     best = {"score": -math.inf, "epoch": 0}
 
-    console.print(f"fine-tuning {ckpt.folder} on {len(train_set):,} examples, {len(labels)} labels "
-                  f"({', '.join(labels)}), {total} steps; dev {len(dev_set):,} examples")
-
     with artifacts.staged_folder(out) as tmp:
+        console.print(f"fine-tuning {ckpt.folder} on {len(train_set):,} examples, {len(labels)} labels "
+                      f"({', '.join(labels)}), {total} steps; dev {len(dev_set):,} examples")
         metrics_path = tmp / "metrics.jsonl"
         artifacts.write_manifest(tmp, "finetune-run", config.to_dict(cfg),
                                  [Path(cfg.data.train), Path(cfg.data.dev)], task=cfg.task, labels=labels,
