@@ -273,7 +273,7 @@ def pretrain_figures(plt, runs: list[Run], folder: Path) -> list[Figure]:
                 lines(held, "nsp_accuracy", "held-out", "--o"))]),
         ("heldout", "Held-out perplexity", "exp(held-out MLM loss), log scale.",
          [panel("perplexity", "perplexity", lines(held, "perplexity", "held-out", "--o"), logy=True)]),
-        ("optim", "Optimizer", "Learning rate (warmup, then linear decay) and gradient norm before clipping.",
+        ("optim", "Optimizer", "Learning rate (warmup, then linear decay) and, when the run logs it, the gradient norm.",
          [panel("learning rate", "lr", lines(train, "lr", "", "-")),
           panel("gradient norm", "‖g‖", lines(train, "grad_norm", "", "-"))]),
         ("throughput", "Throughput", "Tokens per second over each logging interval.",
