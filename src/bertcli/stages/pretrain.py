@@ -111,8 +111,10 @@ def check_resume_target(out: str | Path) -> None:
     """--resume continues a pretraining run: say so before reading anything else from `out`."""
     if not str(out):
         raise UserError("pretrain --resume: no run folder; pass --out RUN (a folder from `bertcli pretrain`)")
-    artifacts.require(out, "pretrain-run", "pretraining run (--resume continues one; without --resume a "
-                      "new run starts)")
+    try:
+        artifacts.require(out, "pretrain-run")
+    except UserError as exc:
+        raise UserError(f"--resume: {exc}; without --resume a new run starts") from None
 
 
 def run(cfg: PretrainConfig, resume: bool = False) -> Path:
