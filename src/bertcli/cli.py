@@ -278,6 +278,12 @@ def list_recipes(json_: bool = typer.Option(False, "--json", help="JSON lines on
     listing.recipes(as_json=json_)
 
 
+# Every command's --help ends with the global flags and the exit codes.
+for _typer in (app, tokenize_app, list_app):
+    for _info in _typer.registered_commands:
+        _info.epilog = _info.epilog or f"Also: --quiet (-q) for errors only, --debug for tracebacks. {exits.HELP}"
+
+
 def _str(value: Optional[Path]) -> Optional[str]:
     return None if value is None else str(value)
 
