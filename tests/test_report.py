@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import sys
 from html.parser import HTMLParser
@@ -111,6 +112,19 @@ def test_report_on_a_running_run_skips_a_partial_last_line(tiny_world, tmp_path,
     rows = json.loads((out / "summary.json").read_text())
     assert rows[0]["status"].startswith("running or stopped at step 4 of 4")
     assert "last line still being written" in capsys.readouterr().err
+
+
+def test_report_on_a_finetune_in_progress(tiny_world, tmp_path):
+    """A fine-tune writes into a hidden staging folder until it ends; `report FT` finds it while its
+    writer lives (here: this process), and writes the report beside it, not into it."""
+    staging = tmp_path / ".ft.tmp-abc123"
+    shutil.copytree(tiny_world.ft, staging)
+    shutil.rmtree(staging / "final")
+    (staging / ".bertcli-staging").write_text(f"{os.getpid()}\n")
+    assert cli("report", tmp_path / "ft") == 0
+    rows = json.loads((tmp_path / "ft-report" / "summary.json").read_text())
+    assert rows[0]["run"].endswith("ft") and rows[0]["status"].startswith("running or stopped at step 4")
+    assert not (staging / "report").exists()
 
 
 def test_report_of_several_runs_and_extra_keys(tiny_world, tmp_path):

@@ -150,6 +150,18 @@ def remove_stale_staging(out: Path) -> list[Path]:
     return removed
 
 
+def live_staging(out: Path) -> Path | None:
+    """The staging folder of `out` that a live process is writing now (a fine-tune in progress), if any."""
+    out = Path(out)
+    live = [p for p in out.parent.glob(f".{glob_escape(out.name)}.tmp-*")
+            if p.is_dir() and (p / STAGING_MARKER).is_file() and _writer_alive(p)]
+    return max(live, key=lambda p: p.stat().st_mtime) if live else None
+
+
+def is_live_staging(folder: Path) -> bool:
+    return (Path(folder) / STAGING_MARKER).is_file() and _writer_alive(Path(folder))
+
+
 def glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
 

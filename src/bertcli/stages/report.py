@@ -90,10 +90,14 @@ def read_metrics(path: Path) -> tuple[list[dict], bool]:
 def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.exists():
+        # A fine-tune in progress lives in its staging folder until it finishes: report that one.
+        path = artifacts.live_staging(path) or path
+    if not path.exists():
         raise UserError(f"{path}: not found; give a run folder from `bertcli pretrain` or `bertcli finetune`")
     if not path.is_dir():
         raise UserError(f"{path}: is a file; give a run folder from `bertcli pretrain` or `bertcli finetune`")
-    manifest = artifacts.read_manifest(path)
+    # Reading a live run's staging folder is fine (nothing is taken from it); a dead one is refused.
+    manifest = _read_live_manifest(path) if artifacts.is_live_staging(path) else artifacts.read_manifest(path)
     if manifest is None:
         raise UserError(f"{path}: no {artifacts.MANIFEST}, so not a bertcli folder; give a run folder from "
                         f"`bertcli pretrain` or `bertcli finetune`")
@@ -113,7 +117,17 @@ def load_run(path: str | Path) -> Run:
                _model_of(path))
 
 
+def _read_live_manifest(path: Path) -> dict | None:
+    try:
+        manifest = json.loads((path / artifacts.MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("kind"), str) else None
+
+
 def _display_name(path: Path) -> str:
+    if artifacts.is_live_staging(path):  # .ft.tmp-abc123 -> ft (running)
+        path = path.parent / path.name[1:].split(".tmp-")[0]
     resolved = path.resolve()
     return f"{resolved.parent.name}/{resolved.name}" if resolved.parent.name else resolved.name
 
@@ -473,12 +487,19 @@ def check_report_target(out: Path, runs: list[Run]) -> Path:
     return artifacts.check_output_target(out, "report")
 
 
+def default_folder(run: Run) -> Path:
+    """RUN/report; beside a run that is still in its staging folder, which is renamed when it ends."""
+    if artifacts.is_live_staging(run.path):
+        return run.path.parent / f"{run.path.name[1:].split('.tmp-')[0]}-report"
+    return run.path / "report"
+
+
 def run(run_paths: list[str | Path], out: str | Path | None = None) -> Path:
     if not run_paths:
         raise UserError("report: no run given; pass one or more run folders: bertcli report RUN [RUN ...]")
     runs = [load_run(p) for p in run_paths]
     plt = _pyplot()
-    out = check_report_target(Path(out) if out else runs[0].path / "report", runs)
+    out = check_report_target(Path(out) if out else default_folder(runs[0]), runs)
     pretrain = [r for r in runs if r.kind == "pretrain-run"]
     finetune = [r for r in runs if r.kind == "finetune-run"]
     rows = [summarize(r) for r in runs]
