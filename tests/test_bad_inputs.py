@@ -511,3 +511,22 @@ def test_interrupted_pretrain_keeps_its_checkpoints_and_resumes(fx, tmp_path):
     last = int(steps[-1].split("-")[1])
     assert cli("pretrain", "--out", out, "--resume", "--set", f"train.max_steps={last + 1}", *QUIET) == 0
     assert (out / "final" / "model.safetensors").is_file()
+
+
+def test_stale_staging_of_a_killed_pretrain_is_cleaned_by_its_resume(fx, tmp_path):
+    """kill -9 in the middle of a checkpoint save leaves steps/.step-N.tmp-*; the resumed run, which
+    saves that step again, deletes it. A staging folder whose writer is alive is left alone."""
+    run = copy(fx.run, tmp_path / "run")
+    shutil.rmtree(run / "final")
+    shutil.rmtree(run / "steps" / "step-00000004")
+    dead = run / "steps" / ".step-00000004.tmp-dead0001"
+    live = tmp_path / ".other.tmp-live0001"
+    for folder, pid in ((dead, 999999999), (live, os.getpid())):
+        folder.mkdir()
+        (folder / ".bertcli-staging").write_text(f"{pid}\n")
+        (folder / "model.safetensors").write_bytes(b"half")
+    assert cli("pretrain", "--out", run, "--resume", *QUIET) == 0
+    assert sorted(p.name for p in (run / "steps").iterdir()) == ["step-00000002", "step-00000004"]
+    from bertcli import artifacts
+
+    assert artifacts.remove_stale_staging(tmp_path / "other") == [] and live.is_dir()

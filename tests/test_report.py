@@ -192,3 +192,16 @@ def test_tensorboard_missing_is_one_line_before_training(tiny_world, tmp_path, m
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: runtime.tensorboard=true needs the tensorboard package") and "\n" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tensorboard_events_of_a_finetune(tiny_world, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "ft"
+    assert cli("finetune", "--init", tiny_world.run, "--train", tiny_world.train, "--dev", tiny_world.dev, "--out", out,
+               "--epochs", 2, "--batch-size", 16, "--max-seq-len", 32, "--set", "runtime.tensorboard=true",
+               "--quiet") == 0
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("dev/accuracy")] == [2, 4]

@@ -304,33 +304,28 @@ def pretrain_figures(plt, runs: list[Run], folder: Path) -> list[Figure]:
 
 
 def finetune_figures(plt, runs: list[Run], folder: Path) -> list[Figure]:
-    xlabel = "epoch" if all(steps_per_epoch(run) for run in runs) else "step"
-    train_lines, dev_lines, lr_lines, speed_lines = [], [], {}, []
-    dev_keys = [k for k in ("accuracy", "f1", "mcc") if any(k in r for run in runs for r in run.evals)]
-    for i, run in enumerate(runs):
-        colour = COLOURS[i % len(COLOURS)]
-        xs, _ = finetune_x(run, run.train)
-        dev_xs, _ = finetune_x(run, run.evals)
-        train_lines.append((run.name, *_series(run.train, "loss", xs), colour, "-"))
-        speed_lines.append((run.name, *_series(run.train, "tokens_per_s", xs), colour, "-"))
-        lr_lines.setdefault("lr", []).append((run.name, *_series(run.train, "lr", xs), colour, "-"))
-        lr_lines.setdefault("grad_norm", []).append((run.name, *_series(run.train, "grad_norm", xs), colour, "-"))
-        for key in dev_keys:
-            dev_lines.append((key, (f"{run.name}", *_series(run.evals, key, dev_xs), colour, "-o")))
+    by_epoch = all(steps_per_epoch(run) for run in runs)  # one x axis for every run
+    xlabel = "epoch" if by_epoch else "step"
+
+    def x(run: Run, records: list[dict]) -> list[float]:
+        return finetune_x(run, records)[0] if by_epoch else [float(r["step"]) for r in records]
+
+    def lines(key: str, held_out: bool = False):
+        return [(run.name, *_series(records, key, x(run, records)), COLOURS[i % len(COLOURS)], "-o" if held_out else "-")
+                for i, run in enumerate(runs) for records in [run.evals if held_out else run.train]]
 
     def panel(title, ylabel, line_list):
         return {"title": title, "ylabel": ylabel, "xlabel": xlabel, "lines": line_list}
 
+    dev_keys = [k for k in ("accuracy", "f1", "mcc") if any(k in r for run in runs for r in run.evals)]
     specs = [
         ("loss", "Fine-tuning: training loss", "Cross-entropy on the training set, averaged over each logging "
-         "interval.", [panel("train loss", "loss", train_lines)]),
+         "interval.", [panel("train loss", "loss", lines("loss"))]),
         ("dev", "Fine-tuning: dev metrics per epoch", "Evaluated on the dev set after every epoch; the best epoch "
-         "is the run's best/ checkpoint.",
-         [panel(f"dev {key}", key, [line for k, line in dev_lines if k == key]) for key in dev_keys]),
+         "is the run's best/ checkpoint.", [panel(f"dev {key}", key, lines(key, held_out=True)) for key in dev_keys]),
         ("optim", "Fine-tuning: optimizer and speed", "Learning rate, gradient norm (when logged) and tokens/s.",
-         [panel("learning rate", "lr", lr_lines.get("lr", [])),
-          panel("gradient norm", "‖g‖", lr_lines.get("grad_norm", [])),
-          panel("tokens/s", "tokens/s", speed_lines)]),
+         [panel("learning rate", "lr", lines("lr")), panel("gradient norm", "‖g‖", lines("grad_norm")),
+          panel("tokens/s", "tokens/s", lines("tokens_per_s"))]),
     ]
     figures = [_panels(plt, folder, f"finetune_{name}", title, caption, panels)
                for name, title, caption, panels in specs]
