@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import random
 import resource
 import signal
@@ -129,3 +130,13 @@ class StopRequest:
             return
         self.received = signum
         console.print(f"[yellow]{signal.Signals(signum).name}:[/] saving a checkpoint after this step, then exiting")
+
+
+def hardware(device: torch.device) -> dict:
+    """What a run ran on, for its manifest and report (speed figures mean little without it)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine() or device.type
+    return {"device": device.type, "name": name, "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}

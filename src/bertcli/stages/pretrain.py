@@ -24,8 +24,9 @@ from bertcli.data.shards import CorpusReader, corpus_splits
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
 from bertcli.model.heads import IGNORE_INDEX
-from bertcli.runtime import (StopRequest, barrier, configure, console, grad_scaler, init_distributed, is_main,
+from bertcli.runtime import (StopRequest, barrier, configure, console, grad_scaler, hardware, init_distributed, is_main,
                              pick_device, seed_everything, sum_over_ranks)
+from bertcli.train import events
 from bertcli.tokenizer import load_tokenizer
 from bertcli.train.evaluation import evaluate_pretraining, to_device
 from bertcli.train.loop import RunState, TrainJob, append_metrics, train_loop, truncate_metrics
@@ -38,7 +39,7 @@ from bertcli.train.state import load_train_state, rng_streams, save_train_state
 # Keys that may differ between a run and its --resume: where it lives, speed, logging, length.
 RESUMABLE_CHANGES = ("out", "train.max_steps", "train.log_every", "train.save_every", "train.eval_every",
                      "train.eval_examples", "train.max_tokens", "train.max_seconds", "train.max_bad_steps",
-                     "train.on_divergence", "runtime.")
+                     "train.on_divergence", "train.keep_last", "runtime.")
 
 
 def model_config(spec: ModelSpec, vocab_size: int, pad_id: int) -> BertConfig:
@@ -111,7 +112,19 @@ def open_eval_reader(cfg: PretrainConfig) -> CorpusReader | None:
     return None
 
 
+def check_resume_target(out: str | Path) -> None:
+    """--resume continues a pretraining run: say so before reading anything else from `out`."""
+    if not str(out):
+        raise UserError("pretrain --resume: no run folder; pass --out RUN (a folder from `bertcli pretrain`)")
+    try:
+        artifacts.require(out, "pretrain-run")
+    except UserError as exc:
+        raise UserError(f"--resume: {exc}; without --resume a new run starts") from None
+
+
 def run(cfg: PretrainConfig, resume: bool = False) -> Path:
+    if resume:
+        check_resume_target(cfg.out)
     if not cfg.corpus:
         raise UserError("pretrain: no corpus; pass --corpus CORPUS (a folder from `bertcli build-corpus`)")
     if not cfg.out:
@@ -135,7 +148,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     metrics_path = run_dir / "metrics.jsonl"
     resume_from = resume_point(run_dir, cfg) if resume else None
     if resume_from is None:  # refuse a wrong --out before any weights are read
-        artifacts.check_output_target(run_dir, "pretrain-run")
+        artifacts.check_output_target(run_dir, "pretrain-run", inputs=[cfg.corpus, cfg.eval_corpus, cfg.init_from])
         if artifacts.step_dirs(run_dir) or (run_dir / "final").exists():
             raise UserError(f"{run_dir}: holds a run already; continue it with --resume or choose another --out")
     # On resume the weights come from the step checkpoint, so --init-from is not read again.
@@ -166,16 +179,15 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
         state = load_train_state(resume_from.folder, optimizer, rank, world, scaler)
         if is_main():
             truncate_metrics(metrics_path, state.step)
-            artifacts.remove_staging_leftovers(run_dir / "steps")
         console.print(f"resuming {run_dir} from step {state.step}")
     elif is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path.unlink(missing_ok=True)
-        artifacts.remove_staging_leftovers(run_dir / "steps")
     # Written again on resume, so that the run's config.yaml always says how it was last continued
     # (a resume that raised train.max_steps stays raised for the next plain --resume).
     if is_main():
-        artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus))
+        artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus),
+                                 hardware=hardware(device))
     barrier()
 
     wrapped = DistributedDataParallel(model) if world > 1 else model
@@ -223,6 +235,8 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
         # later (--resume with a larger train.max_steps).
         if cfg.train.save_every and (done % cfg.train.save_every == 0 or done == total):
             save(step_folder(done), with_state=True)
+            if is_main():
+                artifacts.prune_steps(run_dir, cfg.train.keep_last)
         if eval_reader is not None and cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < total:
             evaluate(done)
 
@@ -250,18 +264,18 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
                    max_tokens=cfg.train.max_tokens, max_seconds=cfg.train.max_seconds,
                    max_bad_steps=cfg.train.max_bad_steps,
                    rewind=rewind if cfg.train.on_divergence == "rewind" else None)
-    with StopRequest() as stop:
-        job.stop_requested = stop
-        state = train_loop(compiled, optimizer, job, state, cfg.runtime.progress, scaler)
-    if state.stopped and not step_folder(state.step).is_dir():
-        save(step_folder(state.step), with_state=True)
-    if state.stopped == "signal":
-        console.print(f"stopped at step {state.step}; continue with: bertcli pretrain --out {run_dir} --resume")
-        raise SystemExit(128 + stop.received)
-
-    save(run_dir / "final", with_state=False)
-    if eval_reader is not None:
-        result = evaluate(state.step)
+    with events.tensorboard(metrics_path, run_dir / "tensorboard", cfg.runtime.tensorboard and is_main()):
+        with StopRequest() as stop:
+            job.stop_requested = stop
+            state = train_loop(compiled, optimizer, job, state, cfg.runtime.progress, scaler)
+        if state.stopped and not step_folder(state.step).is_dir():
+            save(step_folder(state.step), with_state=True)
+        if state.stopped == "signal":
+            console.print(f"stopped at step {state.step}; continue with: bertcli pretrain --out {run_dir} --resume")
+            raise SystemExit(128 + stop.received)
+        save(run_dir / "final", with_state=False)
+        result = evaluate(state.step) if eval_reader is not None else None
+    if result is not None:
         nsp = f"NSP accuracy {result['nsp_accuracy']:.4f} " if "nsp_accuracy" in result else ""
         console.print(f"held-out: MLM accuracy {result['mlm_accuracy']:.4f}, perplexity {result['perplexity']:.2f}, "
                       f"{nsp}({result['examples']} examples)")

@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from bertcli.console import Progress
 from bertcli.errors import UserError
 from bertcli.runtime import autocast, is_main, peak_memory_mib, sum_over_ranks
+from bertcli.train import events
 from bertcli.train.schedule import lr_at
 
 Batch = dict[str, torch.Tensor]
@@ -210,6 +211,7 @@ def mean_over_ranks(sums: dict[str, torch.Tensor], steps: int) -> dict[str, floa
 def append_metrics(path: Path, record: dict) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
+    events.log(path, record)
 
 
 def truncate_metrics(path: Path, step: int) -> None:
