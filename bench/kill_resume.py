@@ -4,9 +4,9 @@
 
 A tiny model (dropout on, so the RNG streams matter) trains on CPU with a checkpoint every
 --save-every steps. The killed run gets SIGKILL --kills times: half at a random moment (the first
-anywhere after launch, the others within the next three checkpoints' worth of steps once training
-has restarted, so the run advances between kills), half the instant a checkpoint's staging folder
-appears (mid-checkpoint). After each kill it is started again
+anywhere after launch, the others within the next two checkpoints' worth of steps once training
+has restarted, so the run advances between kills), half the instant the staging folder of the
+second checkpoint after the restart appears (mid-checkpoint). After each kill it is started again
 with --resume (or afresh when no checkpoint exists yet). At the end the final weights must be
 bit-identical to the uninterrupted run's, and so must the logged losses.
 """
@@ -85,24 +85,29 @@ def main() -> None:
         step_seconds = sorted(seconds)[len(seconds) // 2] if seconds else 0.1
         print(f"uninterrupted run: {once:.1f} s", flush=True)
         kills, mid_checkpoint, at_steps = 0, 0, []
-        while True:
+        while not (killed / "final" / "model.safetensors").is_file():  # a kill can land after final/
             resume = (killed / "steps").is_dir() and any(p.name.startswith("step-") for p in (killed / "steps").iterdir())
             process = subprocess.Popen(command(args, killed, resume), env=run_env(),
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             if kills < args.kills:
                 aim_mid_checkpoint = kills % 2 == 1
                 old = staging(killed)  # a killed run's leftovers, removed by the next --resume
+                seen_first = None
                 logged = logged_steps(killed)
                 # Random kills: the first at a random moment after launch (start-up included); later
                 # ones at a random moment within the next few checkpoints once training has resumed,
                 # so that the run moves on between kills.
                 started = kills == 0
-                delay = rng.uniform(0.0, 3 * args.save_every * step_seconds)
+                delay = rng.uniform(0.0, 2 * args.save_every * step_seconds)
                 deadline = time.perf_counter() + (rng.uniform(0.5, 10.0) if started else delay)
                 while process.poll() is None:
                     if aim_mid_checkpoint:
-                        if staging(killed) - old:
+                        # the second checkpoint written after the restart, so that the run moves on
+                        new = staging(killed) - old
+                        if new and (seen_first is not None and new - {seen_first}):
                             break
+                        if new and seen_first is None:
+                            seen_first = min(new)
                     elif not started:
                         if logged_steps(killed) > logged:
                             started, deadline = True, time.perf_counter() + delay
@@ -121,7 +126,7 @@ def main() -> None:
                           f"{logged_steps(killed)}, last checkpoint step {at_steps[-1]}", flush=True)
                     continue
             _, err = process.communicate()
-            if process.returncode != 0:
+            if process.returncode != 0 and not (killed / "final" / "model.safetensors").is_file():
                 sys.exit(f"run failed after {kills} kills: {err[-2000:]}")
             break
         a = load_file(str(straight / "final" / "model.safetensors"))

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import signal
 from pathlib import Path
 
 import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 
-from bertcli import artifacts, config
+from bertcli import artifacts, config, exits
 from bertcli.checkpoint import load_checkpoint, save_checkpoint
 from bertcli.config import ModelSpec, PretrainConfig
 from bertcli.data.shards import CorpusReader, corpus_splits
@@ -270,9 +271,9 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
             state = train_loop(compiled, optimizer, job, state, cfg.runtime.progress, scaler)
         if state.stopped and not step_folder(state.step).is_dir():
             save(step_folder(state.step), with_state=True)
-        if state.stopped == "signal":
-            console.print(f"stopped at step {state.step}; continue with: bertcli pretrain --out {run_dir} --resume")
-            raise SystemExit(128 + stop.received)
+        if state.stopped == "signal":  # checkpoint saved: now end as any interrupted command does
+            console.print(f"saved step {state.step}; continue with: bertcli pretrain --out {run_dir} --resume")
+            raise KeyboardInterrupt if stop.received == signal.SIGINT else exits.Terminated()
         save(run_dir / "final", with_state=False)
         result = evaluate(state.step) if eval_reader is not None else None
     if result is not None:
