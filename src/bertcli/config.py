@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -171,9 +172,16 @@ class BuildCorpusConfig:
     workers: int = 1
     shard_size: int = 100_000  # examples per shard
     eval_fraction: float = 0.0  # documents held out into an `eval` split
-    # lines: one sentence per line, blank lines between documents (Google's format); raw: prose,
-    # one document per file, split into sentences; auto: raw when the lines are hard-wrapped
-    input_format: Literal["auto", "lines", "raw"] = "auto"
+    # lines: one sentence per line, blank lines between documents (Google's format); paragraphs:
+    # a paragraph per line, split into sentences; raw: hard-wrapped prose, one document per file;
+    # jsonl: one document per record; auto: picked per input from its first lines (data.inputs)
+    input_format: Literal["auto", "lines", "paragraphs", "raw", "jsonl"] = "auto"
+    # paragraphs format: documents end at heading lines, blank lines, or the end of the file
+    document_boundary: Literal["auto", "heading", "blank", "file"] = "auto"
+    heading_pattern: str = r"^ ?= [^=].* = ?$"  # a regex; the default is WikiText's ` = Title = `
+    text_field: str = "text"  # jsonl: the field holding a record's text
+    invalid_utf8: Literal["error", "skip"] = "error"  # skip: drop such lines and report the count
+    strip_gutenberg: bool = True  # cut Project Gutenberg licence text around every book
 
     def __post_init__(self):
         require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
@@ -187,6 +195,10 @@ class BuildCorpusConfig:
         require(self.workers > 0, "workers", f"must be > 0, got {self.workers}")
         require(self.shard_size > 0, "shard_size", "must be > 0")
         require(0 <= self.eval_fraction < 1, "eval_fraction", "must be in [0, 1)")
+        try:
+            re.compile(self.heading_pattern)
+        except re.error as exc:
+            require(False, "heading_pattern", f"is not a valid regular expression ({exc})")
 
     def predictions_per_seq(self) -> int:
         if self.max_predictions_per_seq is not None:

@@ -19,11 +19,12 @@ import numpy as np
 from bertcli import artifacts, config
 from bertcli.config import BuildCorpusConfig
 from bertcli.console import console
-from bertcli.data.documents import Documents, block_documents, blocks, detect_format, group_blocks
+from bertcli.data.documents import Documents
 from bertcli.data.examples import Examples, make_examples
 from bertcli.data.masking import REPLACEMENT_NAMES, Masker
 from bertcli.data.shards import token_dtype, write_shard
-from bertcli.data.text import read_input_text
+from bertcli.data.inputs import ReadSettings
+from bertcli.data.reading import tokenised_inputs
 from bertcli.errors import UserError
 from bertcli.tokenizer import load_tokenizer
 
@@ -82,37 +83,41 @@ def _check(cfg: BuildCorpusConfig) -> Path:
 
 
 def _read(cfg: BuildCorpusConfig, dtype: np.dtype) -> tuple[Documents, list[dict]]:
-    """All inputs as one Documents, and what each file gave (its format, documents, tokens)."""
-    tasks, formats, pieces = [], [], []
-    for path in cfg.input:
-        text = read_input_text(path)
-        fmt = detect_format(text) if cfg.input_format == "auto" else cfg.input_format
-        groups = group_blocks(blocks(text), PIECE_CHARS)
-        tasks.extend((group, fmt) for group in groups)
-        formats.append(fmt)
-        pieces.append(len(groups))
-    parts = _parallel(_tokenize_piece, tasks, cfg.workers, _init_tokenize, (cfg.tokenizer, dtype))
-    files, input_files, start = [], [], 0
-    for path, fmt, count in zip(cfg.input, formats, pieces):
-        # a raw file is one document even when its paragraphs were tokenised in several pieces
-        docs = Documents.concat(parts[start:start + count], dtype, as_one_document=fmt == "raw")
-        start += count
+    """All inputs as one Documents, and what each input gave (format, cuts, documents, tokens)."""
+    reports: list = []
+    parts: dict[int, list] = {}
+    for part in tokenised_inputs(cfg.input, read_settings(cfg), cfg.tokenizer, dtype, cfg.workers,
+                                 PIECE_CHARS, reports):
+        parts.setdefault(part.input_index, []).append(part)
+    files, input_files = [], []
+    for index, report in enumerate(reports):
+        pieces = parts.get(index, [])
+        docs = Documents.concat([p.documents for p in pieces], dtype, [p.continues for p in pieces])
+        if docs.num_documents == 0:
+            raise UserError(f"{report.path}: is empty (no text after reading as {report.format}); "
+                            f"give a file with text in it")
         files.append(docs)
-        input_files.append({"path": str(path), "format": fmt, "documents": docs.num_documents,
+        input_files.append({**report.to_dict(), "documents": docs.num_documents,
                             "sentences": docs.num_sentences, "tokens": docs.num_tokens})
+        _report_input(input_files[-1])
     return Documents.concat(files, dtype), input_files
 
 
-def _init_tokenize(tokenizer_folder: str, dtype: np.dtype) -> None:
-    _state["tokenizer"] = load_tokenizer(tokenizer_folder)
-    _state["dtype"] = dtype
+def read_settings(cfg) -> ReadSettings:
+    """How to read the inputs, from a config with the input settings (build-corpus's, tokenize's)."""
+    return ReadSettings(cfg.input_format, cfg.document_boundary, cfg.heading_pattern, cfg.text_field,
+                        cfg.invalid_utf8, cfg.strip_gutenberg)
 
 
-def _tokenize_piece(task: tuple[list[str], str]) -> Documents:
-    group, fmt = task
-    documents = block_documents(group, fmt)
-    ids = iter(_state["tokenizer"].encode_batch([s for doc in documents for s in doc]))
-    return Documents.from_ids([[next(ids) for _ in doc] for doc in documents], _state["dtype"])
+def _report_input(entry: dict) -> None:
+    """Tell on stderr what was read and what was cut or skipped, so nothing is dropped silently."""
+    for cut in entry["gutenberg_cuts"]:
+        console.print(f"{entry['path']}: cut Project Gutenberg {cut['part']} (lines {cut['lines']}, "
+                      f"{cut['removed_chars']:,} characters)")
+    if entry["skipped_invalid_utf8_lines"]:
+        console.print(f"{entry['path']}: skipped {entry['skipped_invalid_utf8_lines']:,} lines of invalid UTF-8")
+    if entry["empty_documents"]:
+        console.print(f"{entry['path']}: skipped {entry['empty_documents']:,} empty documents")
 
 
 def _hold_out(corpus: Documents, cfg: BuildCorpusConfig) -> dict[str, Documents]:
