@@ -180,8 +180,17 @@ class BuildCorpusConfig:
     dupe_factor: int = 10
     seed: int = 12345
     workers: int = 1
-    shard_size: int = 100_000  # examples per shard
-    eval_fraction: float = 0.0  # documents held out into an `eval` split
+    shard_size: int = 100_000  # examples per shard (the last shard of a build may hold fewer)
+    eval_fraction: float = 0.0  # documents held out into an `eval` split (of each block)
+    # Text is read, tokenised and turned into examples a block at a time, so memory does not grow
+    # with the input: a random-next B comes from another document of the same block, and examples
+    # are shuffled within their block (data/blocks in README). MB of text per block.
+    block_mb: float = 16.0
+    # Build part shard_index of num_shards (blocks k with k % num_shards == shard_index), e.g. one per
+    # machine; `bertcli merge-corpus` joins the parts. None: from RANK / WORLD_SIZE, else 0 of 1.
+    shard_index: Optional[int] = None
+    num_shards: Optional[int] = None
+    progress: Literal["auto", "rich", "plain", "none"] = "auto"
     # lines: one sentence per line, blank lines between documents (Google's format); paragraphs:
     # a paragraph per line, split into sentences; raw: hard-wrapped prose, one document per file;
     # jsonl: one document per record; auto: picked per input from its first lines (data.inputs)
@@ -208,6 +217,10 @@ class BuildCorpusConfig:
         require(self.workers > 0, "workers", f"must be > 0, got {self.workers}")
         require(self.shard_size > 0, "shard_size", "must be > 0")
         require(0 <= self.eval_fraction < 1, "eval_fraction", "must be in [0, 1)")
+        require(self.block_mb > 0, "block_mb", "must be > 0")
+        require(self.num_shards is None or self.num_shards > 0, "num_shards", "must be > 0")
+        require(self.shard_index is None or 0 <= self.shard_index < (self.num_shards or 1), "shard_index",
+                f"must be in [0, num_shards) = [0, {self.num_shards or 1})")
         try:
             re.compile(self.heading_pattern)
         except re.error as exc:

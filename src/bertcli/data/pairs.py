@@ -89,7 +89,10 @@ def _target_length(rng: np.random.Generator, max_num_tokens: int, short_seq_prob
 
 def _other_document(rng: np.random.Generator, d: int, num_documents: int) -> int:
     # Uniform over the other documents. (Google retries up to 10 times and may end with `d` itself;
-    # drawing from n - 1 and skipping `d` never does.)
+    # drawing from n - 1 and skipping `d` never does.) A block holding one document has no other:
+    # B then comes from `d` itself, as Google's retries end when the corpus is a single document.
+    if num_documents < 2:
+        return d
     other = int(rng.integers(0, num_documents - 1))
     return other + (other >= d)
 
