@@ -179,7 +179,7 @@ class BuildCorpusConfig:
     random_token_prob: float = 0.1  # ... by a random token; the rest are left unchanged
     dupe_factor: int = 10
     seed: int = 12345
-    workers: int = 1
+    workers: int = 0  # processes; 0: one per core (the output is the same for any number)
     shard_size: int = 100_000  # examples per shard (the last shard of a build may hold fewer)
     eval_fraction: float = 0.0  # documents held out into an `eval` split (of each block)
     # Text is read, tokenised and turned into examples a block at a time, so memory does not grow
@@ -214,7 +214,7 @@ class BuildCorpusConfig:
         require(0 <= self.random_token_prob <= 1 - self.mask_token_prob, "random_token_prob",
                 f"must be in [0, 1 - mask_token_prob] = [0, {1 - self.mask_token_prob:g}]")
         require(self.dupe_factor > 0, "dupe_factor", f"must be > 0, got {self.dupe_factor}")
-        require(self.workers > 0, "workers", f"must be > 0, got {self.workers}")
+        require(self.workers >= 0, "workers", f"must be >= 0 (0: one per core), got {self.workers}")
         require(self.shard_size > 0, "shard_size", "must be > 0")
         require(0 <= self.eval_fraction < 1, "eval_fraction", "must be in [0, 1)")
         require(self.block_mb > 0, "block_mb", "must be > 0")

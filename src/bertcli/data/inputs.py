@@ -185,15 +185,16 @@ def _strip_gutenberg(lines: Iterable[str], report: InputReport) -> Iterator[str]
     cut_from = 1
     in_marker = False
     for number, line in enumerate(itertools.chain(head, lines), start=1):
-        if in_marker:  # a START marker that wrapped: up to its closing ***
-            removed += len(line) + 1
-            removed_lines += 1
+        if in_marker:  # a START marker that wrapped: up to its closing ***, part of the cut just made
+            report.gutenberg_cuts[-1]["removed_chars"] += len(line) + 1
+            report.gutenberg_cuts[-1]["removed_lines"] += 1
             in_marker = "***" not in line
             continue
         if not inside and _PG_START.match(line):
             removed += len(line) + 1
             removed_lines += 1
-            report.gutenberg_cuts.append({"part": "header", "lines": f"{cut_from}-{number}",
+            part = "footer and header" if report.gutenberg_cuts or cut_from > 1 else "header"
+            report.gutenberg_cuts.append({"part": part, "lines": f"{cut_from}-{number}",
                                           "removed_lines": removed_lines, "removed_chars": removed})
             inside, removed, removed_lines = True, 0, 0
             in_marker = line.count("***") < 2
