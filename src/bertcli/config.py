@@ -146,6 +146,7 @@ class TokenizeConfig:
     character_coverage: float = 0.9995
     max_sentences: int = 2_000_000  # SentencePiece samples this many lines for training
     seed: int = 0
+    invalid_utf8: Literal["error", "skip"] = "error"  # skip: drop lines that are not UTF-8
 
     def __post_init__(self):
         require(self.vocab_size >= 16, "vocab_size", f"must be >= 16, got {self.vocab_size}")

@@ -82,3 +82,60 @@ def iter_lines(paths: list[str]) -> Iterator[str]:
             line = line.strip()
             if line:
                 yield line
+
+
+BATCH_BYTES = 1 << 22
+
+
+def iter_line_batches(file: str, flag: str = "FILE") -> Iterator[list[str]]:
+    """Lists of lines (line ends removed, empty lines kept) from a file, a .gz/.zst file or stdin ("-").
+
+    The input is read in blocks of up to BATCH_BYTES and each block is decoded at once, so a
+    caller can hand whole batches to a library; on a pipe a block holds what has arrived, so an
+    interactive stream gets each answer as soon as its line is complete.
+    """
+    from bertcli.data.inputs import open_input
+
+    name = "<stdin>" if file == "-" else file
+    stream, _, _ = open_input(file)
+    read = getattr(stream, "read1", stream.read)
+    rest, line_number, first = b"", 0, True
+    try:
+        while True:
+            try:
+                block = read(BATCH_BYTES)
+            except (EOFError, OSError) as exc:
+                raise UserError(f"{name}: compressed input is damaged or cut short ({exc}); check the download")
+            data = rest + block
+            if not block:
+                if not data:
+                    return
+                cut = len(data)
+            else:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    rest = data
+                    continue
+            chunk, rest = data[:cut], data[cut:]
+            if first and chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+            first = False
+            if b"\x00" in chunk:
+                raise UserError(f"{name}: looks binary (NUL bytes); {flag} takes UTF-8 text")
+            try:
+                text = chunk.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = line_number + chunk[:exc.start].count(b"\n") + 1
+                raise UserError(f"{name}:{line}: not valid UTF-8; convert it to UTF-8 (e.g. iconv -t utf-8)")
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            lines = text.split("\n")
+            if lines[-1] == "":
+                lines.pop()  # the newline that ends the last line does not start another
+            line_number += len(lines)
+            yield lines
+            if not block:
+                return
+    finally:
+        if file != "-":
+            stream.close()
