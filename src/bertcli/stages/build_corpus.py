@@ -30,9 +30,10 @@ import numpy as np
 from bertcli import artifacts, config
 from bertcli.config import BuildCorpusConfig
 from bertcli.console import Throughput, console
+from bertcli.data.batch_masking import can_batch
 from bertcli.data.corpus_checks import corpus_warnings
 from bertcli.data.documents import Documents
-from bertcli.data.examples import Examples, make_examples
+from bertcli.data.examples import Examples, make_examples, masked
 from bertcli.data.inputs import InputReport, ReadSettings
 from bertcli.data.masking import REPLACEMENT_NAMES, Masker, MaskingRule
 from bertcli.data.packing import make_packed_examples
@@ -270,14 +271,17 @@ def _block_documents(key: str) -> Documents:
 
 def _make_examples(task: tuple) -> Examples:
     key, split_code, block, copy, first, stop = task
-    cfg, docs = state["cfg"], _block_documents(key)
+    cfg, docs, masker = state["cfg"], _block_documents(key), state["masker"]
     if cfg.objective == "mlm":
         rng = np.random.default_rng([cfg.seed, _PACK, split_code, block, copy, first])
-        return make_packed_examples(docs, range(first, stop), rng, cfg.max_seq_len, state["masker"],
-                                    state["cls_id"], state["sep_id"])
+        # static token-level masks are drawn for all rows at once (data.batch_masking)
+        batch = can_batch(masker)
+        examples = make_packed_examples(docs, range(first, stop), rng, cfg.max_seq_len, None if batch else masker,
+                                        state["cls_id"], state["sep_id"])
+        return masked(examples, masker, [(rng, len(examples))]) if batch else examples
     seed = (cfg.seed, _PAIRS, split_code, block, copy)
     return make_examples(docs, range(first, stop), lambda d: np.random.default_rng([*seed, d]),
-                         cfg.max_seq_len, cfg.short_seq_prob, cfg.random_next_prob, state["masker"],
+                         cfg.max_seq_len, cfg.short_seq_prob, cfg.random_next_prob, masker,
                          state["cls_id"], state["sep_id"])
 
 
