@@ -186,7 +186,7 @@ class BuildCorpusConfig:
     # Text is read, tokenised and turned into examples a block at a time, so memory does not grow
     # with the input: a random-next B comes from another document of the same block, and examples
     # are shuffled within their block (data/blocks in README). MB of text per block.
-    block_mb: float = 16.0
+    block_mb: float = 8.0
     # Build part shard_index of num_shards (blocks k with k % num_shards == shard_index), e.g. one per
     # machine; `bertcli merge-corpus` joins the parts. None: from RANK / WORLD_SIZE, else 0 of 1.
     shard_index: Optional[int] = None

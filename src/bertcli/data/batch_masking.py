@@ -20,7 +20,31 @@ def can_batch(masker: Masker | None) -> bool:
     return masker is not None and not masker.rule.whole_word_mask
 
 
+CHUNK_TOKENS = 1 << 17  # examples are masked in runs of about this many tokens, to bound the temporaries
+
+
 def mask_rows(input_ids: np.ndarray, lengths: np.ndarray, masker: Masker, groups: list[tuple]) -> tuple:
+    """mask_chunk over runs of whole examples of about CHUNK_TOKENS tokens (a fixed size, so the
+    draws do not depend on anything but the examples and their generators)."""
+    generator_of = np.repeat(np.arange(len(groups)), [count for _, count in groups])
+    offsets = offsets_from_lengths(lengths.astype(np.int64))
+    cuts = np.unique(np.r_[np.searchsorted(offsets, np.arange(0, offsets[-1], CHUNK_TOKENS), side="right") - 1,
+                            len(lengths)])
+    parts = []
+    for first, stop in zip(cuts, cuts[1:]):
+        runs = generator_of[first:stop]
+        change = np.flatnonzero(np.diff(runs)) + 1
+        starts, ends = np.r_[0, change], np.r_[change, len(runs)]
+        chunk_groups = [(groups[runs[a]][0], int(b - a)) for a, b in zip(starts, ends)]
+        parts.append(mask_chunk(input_ids[offsets[first]:offsets[stop]], lengths[first:stop], masker, chunk_groups))
+    if not parts:
+        return mask_chunk(input_ids, lengths, masker, [])
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]),
+            np.sum([p[4] for p in parts], axis=0))
+
+
+def mask_chunk(input_ids: np.ndarray, lengths: np.ndarray, masker: Masker, groups: list[tuple]) -> tuple:
     """Mask unmasked examples (flat `input_ids`, `lengths`) in a copy.
 
     `groups` is [(generator, number of examples)] in example order, covering them all: each

@@ -77,8 +77,9 @@ def run(cfg: BuildCorpusConfig) -> Path:
             for name, split_docs in _hold_out(docs, cfg, block).items():
                 examples = _block_examples(workers, work, split_docs, name, block, cfg)
                 order = np.random.default_rng([cfg.seed, _SHUFFLE, SPLIT_CODES[name], block]).permutation(len(examples))
-                writers[name].add(examples.take(order))
+                writers[name].add(examples, order)
                 stats[name].add(split_docs, examples)
+                del examples, order
             progress.update(sum(p.chars for p in parts), sum(w.examples for w in writers.values()))
         shutil.rmtree(work)
         entries = {name: {**writers[name].close(), "statistics": stats[name].result()} for name in split_names}
@@ -297,26 +298,37 @@ class ShardWriter:
         self.pending = self.examples = 0
         self.shards: list[dict] = []
 
-    def add(self, examples: Examples) -> None:
-        if len(examples):
-            self.waiting.append(examples)
-            self.pending += len(examples)
-            self.examples += len(examples)
-        while self.pending >= self.shard_size:
-            self._write(self.shard_size)
+    def add(self, examples: Examples, order: np.ndarray) -> None:
+        """Append examples[order]; full shards are written from slices, never one more copy of all."""
+        start = 0
+        while self.pending + len(order) - start >= self.shard_size:
+            take = self.shard_size - self.pending
+            self.waiting.append(_take(examples, order[start:start + take]))
+            self.pending += take
+            start += take
+            self._write()
+        if start < len(order):
+            self.waiting.append(_take(examples, order[start:]))
+            self.pending += len(order) - start
+        self.examples += len(order)
 
     def close(self) -> dict:
         if self.pending:
-            self._write(self.pending)
+            self._write()
         return {"examples": self.examples, "shards": self.shards}
 
-    def _write(self, count: int) -> None:
-        waiting = Examples.concat(self.waiting)
-        rows = np.arange(len(waiting))
-        self.shards.append(write_shard(self.folder, f"{self.split}/shard-{len(self.shards):05d}",
-                                       waiting.take(rows[:count]), self.max_seq_len))
-        self.waiting = [waiting.take(rows[count:])] if len(waiting) > count else []
-        self.pending -= count
+    def _write(self) -> None:
+        shard = self.waiting[0] if len(self.waiting) == 1 else Examples.concat(self.waiting)
+        self.waiting, self.pending = [], 0
+        self.shards.append(write_shard(self.folder, f"{self.split}/shard-{len(self.shards):05d}", shard,
+                                       self.max_seq_len))
+
+
+def _take(examples: Examples, rows: np.ndarray, step: int = 4096) -> Examples:
+    """examples.take(rows) a few thousand rows at a time: its gather indices (8 bytes a token) stay small."""
+    if len(rows) <= step:
+        return examples.take(rows)
+    return Examples.concat([examples.take(rows[i:i + step]) for i in range(0, len(rows), step)])
 
 
 class _Statistics:
@@ -339,8 +351,8 @@ class _Statistics:
         tokens = int(examples.lengths.sum())
         c["tokens"] += tokens  # in examples, [CLS] and [SEP] included
         # [CLS] and every [SEP] (one per pair half, or one per packed document end) are not text
-        c["text_tokens"] += tokens - int(np.isin(examples.input_ids, [self.tokenizer.cls_id,
-                                                                      self.tokenizer.sep_id]).sum())
+        c["text_tokens"] += tokens - int(np.count_nonzero(examples.input_ids == self.tokenizer.cls_id)
+                                         + np.count_nonzero(examples.input_ids == self.tokenizer.sep_id))
         c["masked"] += int(examples.mlm_counts.sum())
         c["random_next"] += int(examples.next_sentence_labels.sum())  # 0 without NSP (objective mlm)
         self.replacements += examples.replacements
