@@ -222,3 +222,59 @@ def test_rank_and_world_size_pick_the_part(tmp_path, monkeypatch, tokenizer_dir)
     cfg = config([tmp_path / "x.txt"], tokenizer_dir, tmp_path / "o")
     assert build_corpus.sharding(cfg) == (1, 3)
     assert build_corpus.sharding(config([], tokenizer_dir, tmp_path / "o", shard_index=0, num_shards=1)) == (0, 1)
+
+
+# ----------------------------------------------------------------------------- inspect and tokenize
+
+
+def test_inspect_json_exposes_the_statistics_and_warnings(tmp_path, documents, tokenizer_dir, capsys):
+    path = tmp_path / "one-per-doc.txt"
+    path.write_text("\n\n".join(" ".join(doc[:2]) for doc in documents) + "\n")  # a sentence pair per line
+    out = tmp_path / "corpus"
+    build_corpus.run(config([path], tokenizer_dir, out, input_format="lines"))
+    capsys.readouterr()
+    assert cli("inspect", out, "--json") == 0
+    info = json.loads(capsys.readouterr().out)
+    stats = info["statistics"]
+    manifest = artifacts.read_manifest(out)
+    assert stats["single_segment_documents"] == len(documents) and stats["single_segment_share"] == 1.0
+    assert sum(stats["length_histogram"]["counts"]) == stats["examples"]
+    assert stats["length_histogram"]["edges"][0] == 0 and stats["length_histogram"]["edges"][-1] == 48
+    expected_padding = 1 - stats["tokens"] / (stats["examples"] * 48)
+    assert abs(stats["padding_share"] - expected_padding) < 1e-12 and 0 < stats["padding_share"] < 0.5
+    assert 0.1 < stats["masked_share"] < 0.25 and abs(sum(stats["replacement_shares"].values()) - 1) < 1e-9
+    assert stats["nsp_random_share"] == 1.0  # one-segment documents only ever get a random B
+    assert info["warnings"] == manifest["warnings"] and len(info["warnings"]) == 2  # NSP, one segment
+    assert "length_counts" not in stats
+    assert cli("inspect", out) == 0
+    shown = capsys.readouterr().out
+    assert "statistics.length_histogram[46-48]" in shown and "warning: NSP labels are 100% random-next" in shown
+
+
+def test_tokenize_train_streams_any_format_and_encode_keeps_lines(tmp_path, documents, capsys, monkeypatch):
+    records = tmp_path / "docs.jsonl.gz"
+    records.write_bytes(gzip.compress("".join(json.dumps({"text": "\n".join(doc)}) + "\n"
+                                              for doc in documents).encode()))
+    tok = tmp_path / "tok"
+    assert cli("tokenize", "train", "--input", records, "--out", tok, "--vocab-size", 80) == 0
+    assert f"trained on {sum(map(len, documents)):,} lines" in capsys.readouterr().err  # a line per record line
+    assert cli("tokenize", "train", "--input", records, "--out", tmp_path / "big", "--vocab-size", 30000) == 2
+    assert "lower --vocab-size or give more text" in capsys.readouterr().err
+    lines = ["Each value holds.", "", "  ", "The second loop\r", "é ü"]
+    text = tmp_path / "lines.txt"
+    text.write_bytes(("\n".join(lines) + "\n").encode())
+    assert cli("tokenize", "encode", "--tokenizer", tok, text) == 0
+    out = capsys.readouterr().out.split("\n")
+    assert len(out) == len(lines) + 1 and out[1] == "" and out[-1] == ""
+    from bertcli.tokenizer import load_tokenizer
+
+    expected = load_tokenizer(tok).encode_batch(["Each value holds.", "", "  ", "The second loop", "é ü"])
+    assert [[int(i) for i in line.split()] for line in out[:-1]] == expected
+    monkeypatch.setattr("bertcli.data.text.BATCH_BYTES", 7)  # blocks end mid-line: lines are still whole
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.read_bytes())))
+    assert cli("tokenize", "encode", "--tokenizer", tok, "-") == 0
+    assert capsys.readouterr().out.split("\n") == out
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\nalso fine\nbad \xff byte\n")
+    assert cli("tokenize", "encode", "--tokenizer", tok, bad) == 2
+    assert "bad.txt:3: not valid UTF-8" in capsys.readouterr().err

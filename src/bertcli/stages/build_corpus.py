@@ -24,6 +24,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -71,7 +72,8 @@ def run(cfg: BuildCorpusConfig) -> Path:
         stats = {name: _Statistics(cfg.max_seq_len, tokenizer) for name in split_names}
         work = folder / ".blocks"  # a block's documents, shared with the workers through the page cache
         work.mkdir()
-        for block, parts in _blocks(cfg, reports, workers, shard_index, num_shards):
+        for block, parts in _blocks(cfg, reports, workers, shard_index, num_shards,
+                                    lambda part: progress.update(part.chars, writers["train"].examples)):
             inputs.add(parts)
             docs = Documents.concat([p.documents for p in parts], dtype, [p.continues for p in parts])
             for name, split_docs in _hold_out(docs, cfg, block).items():
@@ -80,7 +82,7 @@ def run(cfg: BuildCorpusConfig) -> Path:
                 writers[name].add(examples, order)
                 stats[name].add(split_docs, examples)
                 del examples, order
-            progress.update(sum(p.chars for p in parts), sum(w.examples for w in writers.values()))
+            progress.update(0, sum(w.examples for w in writers.values()))
         shutil.rmtree(work)
         entries = {name: {**writers[name].close(), "statistics": stats[name].result()} for name in split_names}
         input_files = inputs.entries(reports, num_shards)
@@ -142,7 +144,8 @@ def _check(cfg: BuildCorpusConfig) -> Path:
 # ----------------------------------------------------------------------------- text -> blocks of documents
 
 
-def _blocks(cfg: BuildCorpusConfig, reports: list, workers: Workers, shard_index: int, num_shards: int):
+def _blocks(cfg: BuildCorpusConfig, reports: list, workers: Workers, shard_index: int, num_shards: int,
+            tokenised: Callable[[Tokenised], None]):
     """(block number, its tokenised parts) for the blocks this build makes, in order.
 
     Blocks are cut from the text tasks by size alone, so every build of a sharded set agrees on
@@ -167,6 +170,7 @@ def _blocks(cfg: BuildCorpusConfig, reports: list, workers: Workers, shard_index
             parts = []
         current = block
         parts.append(part)
+        tokenised(part)
     if parts:
         yield current, parts
 
