@@ -7,7 +7,7 @@
 Input: the 26 Gutenberg books of ../shared/data/corpus/gutenberg in Google's format (a line per
 line, a blank line between books, each book cut to its body), max_seq_len 128, dupe_factor 5.
 Every command runs as its own process; wall time and peak RSS (the whole process tree, sampled
-every 50 ms) are measured from outside. bertcli runs with 1 and 2 workers, interleaved with
+every 50 ms: the sum of PSS over the processes, and the main process's RSS) are measured from outside. bertcli runs with 1 and 2 workers, interleaved with
 Google's script when it is given (a TensorFlow install with tensorflow.compat.v1), and once more
 on the input repeated `scale` times for the flat-memory check. Medians are printed as a table.
 """
@@ -43,23 +43,28 @@ def google_format(out: Path) -> int:
     return out.stat().st_size
 
 
-def measure(command: list[str], env: dict | None = None) -> tuple[float, float]:
-    """(wall seconds, peak RSS of the process tree in MB)."""
+def measure(command: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """(wall seconds, peak memory of the process tree in MB, peak RSS of the main process in MB).
+
+    The tree's memory is the sum of PSS (proportional set size): pages shared by the processes
+    (forked code, memory-mapped arrays) are counted once in all, where a sum of RSS counts them
+    once per process.
+    """
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = psutil.Process(process.pid)
-    peak = 0
+    tree = main = 0
     while process.poll() is None:
         try:
-            total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-            peak = max(peak, total)
+            tree = max(tree, sum(p.memory_full_info().pss for p in [root, *root.children(recursive=True)]))
+            main = max(main, root.memory_info().rss)
         except psutil.Error:
             pass
         time.sleep(0.05)
     wall = time.perf_counter() - started
     if process.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-2000:]}")
-    return wall, peak / 2**20
+    return wall, tree / 2**20, main / 2**20
 
 
 def main() -> None:
@@ -104,17 +109,19 @@ def main() -> None:
                               ("google create_pretraining_data.py", google)]:
             if command is not None:
                 runs.setdefault(name, []).append(measure(command, env))
-                print(f"  {name}: {runs[name][-1][0]:.1f} s, {runs[name][-1][1]:.0f} MB", flush=True)
+                print(f"  {name}: {runs[name][-1][0]:.1f} s, tree {runs[name][-1][1]:.0f} MB, "
+                      f"main {runs[name][-1][2]:.0f} MB", flush=True)
     runs[f"bertcli, 2 workers, input x{args.scale}"] = [measure(build(big, 2), env)]
     print(f"input {size / 1e6:.1f} MB ({books}); x{args.scale}: {big.stat().st_size / 1e6:.1f} MB; "
           f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'command':44} {'wall s':>8} {'MB/s':>7} {'peak RSS MB':>12}")
+    print(f"{'command':44} {'wall s':>8} {'MB/s':>7} {'peak MB, all processes (PSS)':>30} {'peak RSS MB, main':>18}")
     for name, values in runs.items():
         wall = statistics.median(v[0] for v in values)
-        rss = statistics.median(v[1] for v in values)
+        tree = statistics.median(v[1] for v in values)
+        main_rss = statistics.median(v[2] for v in values)
         mb = (big.stat().st_size if "input x" in name else size) / 1e6
-        print(f"{name:44} {wall:8.1f} {mb / wall:7.2f} {rss:12.0f}")
+        print(f"{name:44} {wall:8.1f} {mb / wall:7.2f} {tree:30.0f} {main_rss:18.0f}")
     if google:
         g = statistics.median(v[0] for v in runs["google create_pretraining_data.py"])
         b = statistics.median(v[0] for v in runs["bertcli, 2 workers"])

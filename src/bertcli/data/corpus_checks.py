@@ -24,10 +24,11 @@ def corpus_warnings(stats: dict, settings: dict) -> list[str]:
     if objective == "mlm_nsp" and abs(stats["nsp_random_share"] - expected) > NSP_TOLERANCE:
         warnings.append(
             f"NSP labels are {stats['nsp_random_share']:.0%} random-next (configured {expected:.0%}): a "
-            f"document of one segment can only be paired with a random B. Cause: documents with too few "
-            f"sentences (is each line a paragraph or record read as a single sentence?). Fix: set "
-            f"input_format=paragraphs (a paragraph per line, split into sentences) or separate documents by "
-            f"blank lines/headings, or build with --objective mlm for short independent texts")
+            f"chunk of one segment can only be paired with a random B. Cause: documents with too few "
+            f"sentences (is each line a paragraph or record read as a single sentence?), or sentences too long "
+            f"for max_seq_len. Fix: set input_format=paragraphs (a paragraph per line, split into sentences) or "
+            f"separate documents by blank lines/headings, raise --max-seq-len, or build with --objective mlm "
+            f"for short independent texts")
     single = stats.get("single_segment_documents")
     if single is not None and documents and single / documents > SINGLE_SEGMENT_SHARE:
         warnings.append(
