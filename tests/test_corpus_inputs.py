@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bertcli import artifacts
@@ -52,7 +51,7 @@ def wiki_text(documents) -> str:
     """WikiText's shape: ` = Title = ` headings, ` = = Section = = `, a paragraph per line, blank lines."""
     out = [""]
     for d, doc in enumerate(documents):
-        out += [f" = Article {d} = ", "", f" {' '.join(doc[:len(doc) // 2])} ", "", f" = = Part = = ", "",
+        out += [f" = Article {d} = ", "", f" {' '.join(doc[:len(doc) // 2])} ", "", " = = Part = = ", "",
                 f" {' '.join(doc[len(doc) // 2:])} ", ""]
     return "\n".join(out) + "\n"
 

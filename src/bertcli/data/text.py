@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Iterator
 
 from bertcli.errors import UserError
-
-# Project Gutenberg wraps each book in a licence header and footer; the markers are stable.
-# A marker can wrap onto a second line (43-0.txt), so it runs to its closing "***".
-_PG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG EBOOK[^*]*\*\*\*", re.MULTILINE | re.IGNORECASE)
-_PG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG EBOOK", re.MULTILINE | re.IGNORECASE)
 
 
 def read_text_file(path: str | Path, flag: str = "--input") -> str:
@@ -54,34 +48,6 @@ def iter_text_lines(file: str, flag: str = "FILE"):
     if lines[-1] == "":  # the newline that ends the last line does not start another
         lines.pop()
     yield from lines
-
-
-def strip_gutenberg(text: str) -> str:
-    """The body of a Project Gutenberg book, without its licence header and footer."""
-    start = _PG_START.search(text)
-    if start:
-        text = text[start.end():]
-    end = _PG_END.search(text)
-    if end:
-        text = text[: end.start()]
-    return text
-
-
-def read_input_text(path: str | Path) -> str:
-    """A text input as bertcli reads it everywhere: decoded, newlines normalised, PG boilerplate cut."""
-    text = strip_gutenberg(read_text_file(path))
-    if not text.strip():
-        raise UserError(f"{path}: is empty (no text after reading); give a file with text in it")
-    return text
-
-
-def iter_lines(paths: list[str]) -> Iterator[str]:
-    """Non-empty stripped lines of every input file, in order."""
-    for path in paths:
-        for line in read_input_text(path).split("\n"):
-            line = line.strip()
-            if line:
-                yield line
 
 
 BATCH_BYTES = 1 << 22
