@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,14 +44,16 @@ def google_format(out: Path) -> int:
     return out.stat().st_size
 
 
-def measure(command: list[str], env: dict | None = None) -> tuple[float, float, float]:
-    """(wall seconds, peak memory of the process tree in MB, peak RSS of the main process in MB).
+def measure(command: list[str], env: dict | None = None) -> tuple[float, float, float, float]:
+    """(wall seconds, peak memory of the process tree in MB, peak RSS of the main process in MB,
+    CPU seconds of the tree: user + system, the fair figure on a machine shared with other work).
 
     The tree's memory is the sum of PSS (proportional set size): pages shared by the processes
     (forked code, memory-mapped arrays) are counted once in all, where a sum of RSS counts them
     once per process.
     """
     started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = psutil.Process(process.pid)
     tree = main = 0
@@ -64,7 +67,9 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, float, 
     wall = time.perf_counter() - started
     if process.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-2000:]}")
-    return wall, tree / 2**20, main / 2**20
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, tree / 2**20, main / 2**20, cpu
 
 
 def main() -> None:
@@ -110,22 +115,27 @@ def main() -> None:
             if command is not None:
                 runs.setdefault(name, []).append(measure(command, env))
                 print(f"  {name}: {runs[name][-1][0]:.1f} s, tree {runs[name][-1][1]:.0f} MB, "
-                      f"main {runs[name][-1][2]:.0f} MB", flush=True)
+                      f"main {runs[name][-1][2]:.0f} MB, cpu {runs[name][-1][3]:.1f} s", flush=True)
     runs[f"bertcli, 2 workers, input x{args.scale}"] = [measure(build(big, 2), env)]
     print(f"input {size / 1e6:.1f} MB ({books}); x{args.scale}: {big.stat().st_size / 1e6:.1f} MB; "
           f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'command':44} {'wall s':>8} {'MB/s':>7} {'peak MB, all processes (PSS)':>30} {'peak RSS MB, main':>18}")
+    print(f"{'command':44} {'wall s':>8} {'MB/s':>7} {'peak MB, all processes (PSS)':>30} {'peak RSS MB, main':>18} {'CPU s':>7}")
     for name, values in runs.items():
         wall = statistics.median(v[0] for v in values)
         tree = statistics.median(v[1] for v in values)
         main_rss = statistics.median(v[2] for v in values)
         mb = (big.stat().st_size if "input x" in name else size) / 1e6
-        print(f"{name:44} {wall:8.1f} {mb / wall:7.2f} {tree:30.0f} {main_rss:18.0f}")
+        cpu = statistics.median(v[3] for v in values)
+        print(f"{name:44} {wall:8.1f} {mb / wall:7.2f} {tree:30.0f} {main_rss:18.0f} {cpu:7.1f}")
     if google:
         g = statistics.median(v[0] for v in runs["google create_pretraining_data.py"])
         b = statistics.median(v[0] for v in runs["bertcli, 2 workers"])
-        print(f"speed-up, 2 workers vs Google: {g / b:.1f}x")
+        print(f"speed-up, 2 workers vs Google: {g / b:.1f}x wall")
+        for workers in ("2 workers", "1 worker"):
+            gc = statistics.median(v[3] for v in runs["google create_pretraining_data.py"])
+            bc = statistics.median(v[3] for v in runs[f"bertcli, {workers}"])
+            print(f"CPU seconds, Google / bertcli {workers}: {gc / bc:.1f}x")
 
 
 if __name__ == "__main__":

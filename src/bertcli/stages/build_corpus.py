@@ -72,11 +72,11 @@ def run(cfg: BuildCorpusConfig) -> Path:
         stats = {name: _Statistics(cfg.max_seq_len, tokenizer) for name in split_names}
         work = folder / ".blocks"  # a block's documents, shared with the workers through the page cache
         work.mkdir()
-        for block, parts in _blocks(cfg, reports, workers, shard_index, num_shards,
+        for block, before, parts in _blocks(cfg, reports, workers, shard_index, num_shards,
                                     lambda part: progress.update(part.chars, writers["train"].examples)):
             inputs.add(parts)
             docs = Documents.concat([p.documents for p in parts], dtype, [p.continues for p in parts])
-            for name, split_docs in _hold_out(docs, cfg, block).items():
+            for name, split_docs in _hold_out(docs, cfg, block, before).items():
                 examples = _block_examples(workers, work, split_docs, name, block, cfg)
                 order = np.random.default_rng([cfg.seed, _SHUFFLE, SPLIT_CODES[name], block]).permutation(len(examples))
                 writers[name].add(examples, order)
@@ -146,7 +146,8 @@ def _check(cfg: BuildCorpusConfig) -> Path:
 
 def _blocks(cfg: BuildCorpusConfig, reports: list, workers: Workers, shard_index: int, num_shards: int,
             tokenised: Callable[[Tokenised], None]):
-    """(block number, its tokenised parts) for the blocks this build makes, in order.
+    """(block number, documents read before it, its tokenised parts) for the blocks this build
+    makes, in order.
 
     Blocks are cut from the text tasks by size alone, so every build of a sharded set agrees on
     them; the other builds' tasks are read past without being tokenised.
@@ -154,25 +155,28 @@ def _blocks(cfg: BuildCorpusConfig, reports: list, workers: Workers, shard_index
     block_chars = int(cfg.block_mb * 1e6)
 
     def numbered():
-        block, size = 0, 0
+        block, size, documents = 0, 0, 0
+        starts[0] = 0
         for task in text_tasks(cfg.input, read_settings(cfg), PIECE_CHARS, reports):
             if size >= block_chars:
                 block, size = block + 1, 0
+                starts[block] = documents
             size += task[3]
+            documents += sum(not piece.continues for piece in task[0])
             if block % num_shards == shard_index:
                 yield block, task
 
-    tagged = numbered()
+    starts: dict[int, int] = {}  # block -> documents read before it (in every part of a sharded build)
     current, parts = None, []
-    for block, part in workers.map(_tokenize, tagged):
+    for block, part in workers.map(_tokenize, numbered()):
         if block != current and parts:
-            yield current, parts
+            yield current, starts[current], parts
             parts = []
         current = block
         parts.append(part)
         tokenised(part)
     if parts:
-        yield current, parts
+        yield current, starts[current], parts
 
 
 def _tokenize(task: tuple) -> tuple[int, Tokenised]:
@@ -197,14 +201,20 @@ def _report_input(entry: dict) -> None:
         console.print(f"{entry['path']}: skipped {entry['empty_documents']:,} empty documents")
 
 
-def _hold_out(docs: Documents, cfg: BuildCorpusConfig, block: int) -> dict[str, Documents]:
+def _hold_out(docs: Documents, cfg: BuildCorpusConfig, block: int, before: int) -> dict[str, Documents]:
     """The block's train documents, and its eval documents when cfg.eval_fraction > 0: a seeded
-    choice of round(eval_fraction * n) of the block's n documents (whole documents, so eval text
-    never reaches training; a random-next B comes from the same split)."""
+    choice of whole documents (eval text never reaches training; a random-next B comes from the
+    same split). The count is the block's share of max(2, round(eval_fraction * documents)) over
+    all documents read so far, `before` being those before the block, so small corpora hold out
+    2 documents as before and large ones eval_fraction of them, block by block."""
     if cfg.eval_fraction == 0:
         return {"train": docs}
     n = docs.num_documents
-    n_eval = min(n, round(cfg.eval_fraction * n))
+
+    def owed(documents: int) -> int:
+        return max(2, round(cfg.eval_fraction * documents)) if documents else 0
+
+    n_eval = min(n, max(0, owed(before + n) - owed(before)))
     order = np.random.default_rng([cfg.seed, _HOLDOUT, block]).permutation(n)
     return {"train": docs.select(np.sort(order[n_eval:])), "eval": docs.select(np.sort(order[:n_eval]))}
 
