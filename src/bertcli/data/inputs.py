@@ -49,6 +49,7 @@ PARAGRAPH_SHARE = 0.3  # lines holding two or more sentences; sentence-per-line 
 _SENTENCE_END = (".", "!", "?", '"', "'", "\u201d", "\u2019", ")", "]", ":")
 _INNER_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+[\"'\u201c\u2018(\[]?[A-Z]")
 RAW_PIECE_CHARS = 1 << 20  # a raw document is passed on in pieces of about this size
+READ_BYTES = 1 << 20  # input is decoded in blocks of about this size
 
 
 class Piece(NamedTuple):
@@ -140,28 +141,43 @@ def open_input(path: str) -> tuple[BinaryIO, _Counted, str]:
 
 
 def _decode_lines(stream: BinaryIO, name: str, report: InputReport, invalid_utf8: str) -> Iterator[str]:
-    """Decoded lines without their line ends; errors name the file and line."""
+    """Decoded lines without their line ends; errors name the file and line.
+
+    The input is decoded a block of lines at a time (a line at a time only in a block that holds
+    an invalid byte), which is several times faster than decoding every line on its own.
+    """
     number = 0
+    rest = b""
     try:
-        for raw in stream:
-            number += 1
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if b"\x00" in raw:
-                raise UserError(f"{name}:{number}: looks binary (NUL bytes); --input takes UTF-8 text")
+        while True:
+            block = stream.read(READ_BYTES)
+            data = rest + block
+            if not data:
+                return
+            cut = len(data) if not block else data.rfind(b"\n") + 1
+            if cut == 0:
+                rest = data
+                continue
+            chunk, rest = data[:cut], data[cut:]
+            if number == 0 and chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+            if b"\x00" in chunk:
+                line = number + chunk[:chunk.index(b"\x00")].count(b"\n") + 1
+                raise UserError(f"{name}:{line}: looks binary (NUL bytes); --input takes UTF-8 text")
             try:
-                line = raw.decode("utf-8")
+                lines = chunk.decode("utf-8").split("\n")
             except UnicodeDecodeError:
-                if invalid_utf8 == "skip":
-                    report.skipped_lines += 1
-                    continue
-                raise UserError(f"{name}:{number}: not valid UTF-8; convert the file (e.g. iconv -f latin1 "
-                                f"-t utf-8) or set invalid_utf8=skip to drop such lines") from None
-            line = line.rstrip("\n").rstrip("\r")
-            if "\r" in line:  # old Mac line ends
-                yield from line.split("\r")
-            else:
-                yield line
+                lines = _decode_each(chunk, name, number, report, invalid_utf8)
+            if lines and lines[-1] == "":
+                lines.pop()  # the newline that ends the block's last line does not start another
+            number += chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+            for line in lines:
+                if "\r" in line:  # CRLF, or old Mac line ends
+                    yield from line.rstrip("\r").split("\r")
+                else:
+                    yield line
+            if not block:
+                return
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
         raise UserError(f"{name}:{number + 1}: compressed input is damaged or cut short ({exc}); "
                         f"check the download or recompress it") from None
@@ -172,6 +188,20 @@ def _decode_lines(stream: BinaryIO, name: str, report: InputReport, invalid_utf8
         raise
     finally:
         report.lines = number
+
+
+def _decode_each(chunk: bytes, name: str, number: int, report: InputReport, invalid_utf8: str) -> list[str]:
+    """A block's lines decoded one by one: the bad one is reported by its line (or skipped)."""
+    lines = []
+    for i, raw in enumerate(chunk.split(b"\n"), start=number + 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            if invalid_utf8 != "skip":
+                raise UserError(f"{name}:{i}: not valid UTF-8; convert the file (e.g. iconv -f latin1 "
+                                f"-t utf-8) or set invalid_utf8=skip to drop such lines") from None
+            report.skipped_lines += 1
+    return lines
 
 
 def _strip_gutenberg(lines: Iterable[str], report: InputReport) -> Iterator[str]:
@@ -199,7 +229,7 @@ def _strip_gutenberg(lines: Iterable[str], report: InputReport) -> Iterator[str]
             inside, removed, removed_lines = True, 0, 0
             in_marker = line.count("***") < 2
             continue
-        if inside and _PG_END.match(line):
+        if inside and "***" in line and _PG_END.match(line):
             inside, cut_from = False, number
         if inside:
             yield line
