@@ -54,7 +54,9 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, float, 
     """
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr to a file, not a pipe: Google's script logs enough to fill a pipe and block on it
+    errors = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
     root = psutil.Process(process.pid)
     tree = main = 0
     while process.poll() is None:
@@ -66,7 +68,8 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, float, 
         time.sleep(0.05)
     wall = time.perf_counter() - started
     if process.returncode:
-        raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-2000:]}")
+        errors.seek(0)
+        raise SystemExit(f"{' '.join(command)} failed:\n{errors.read().decode()[-2000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, tree / 2**20, main / 2**20, cpu
