@@ -101,6 +101,9 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     save_every: int = 0  # 0: only the final checkpoint
+    # pretrain: step checkpoints kept (the newest N; 0 keeps all). The newest is what --resume needs,
+    # so it is never deleted; a long run with save_every cannot fill the disk by surprise.
+    keep_last: int = 3
     eval_every: int = 0  # pretrain: held-out evaluation every N steps (0: at the end only)
     eval_examples: int = 512  # pretrain: held-out examples per evaluation
 
@@ -113,6 +116,7 @@ class TrainConfig:
                 f"must divide train.batch_size ({self.batch_size}) evenly, got {self.grad_accum}")
         require(self.log_every > 0, "log_every", f"must be > 0, got {self.log_every}")
         require(self.save_every >= 0, "save_every", "must be >= 0 (0: final checkpoint only)")
+        require(self.keep_last >= 0, "keep_last", f"must be >= 0 (0 keeps every checkpoint), got {self.keep_last}")
         require(self.eval_every >= 0, "eval_every", "must be >= 0 (0: at the end only)")
         require(self.eval_examples >= 0, "eval_examples", "must be >= 0")
 
@@ -126,6 +130,7 @@ class RuntimeConfig:
     compile: bool = False
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     progress: Literal["auto", "rich", "plain", "none"] = "auto"
+    tensorboard: bool = False  # also write TensorBoard events to RUN/tensorboard (needs `tensorboard`)
 
     def __post_init__(self):
         require(self.threads >= 0, "threads", "must be >= 0")

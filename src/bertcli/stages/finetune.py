@@ -22,7 +22,8 @@ from bertcli.config import FinetuneConfig
 from bertcli.data.tasks import encode_examples, label_ids, label_names, read_examples
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForSequenceClassification
-from bertcli.runtime import configure, console, pick_device, seed_everything
+from bertcli.runtime import configure, console, hardware, pick_device, seed_everything
+from bertcli.train import events
 from bertcli.train.evaluation import evaluate_classification, to_device
 from bertcli.train.loop import TrainJob, append_metrics, train_loop
 from bertcli.train.optim import make_optimizer
@@ -38,7 +39,7 @@ def run(cfg: FinetuneConfig) -> Path:
                         (cfg.out, "--out FT")):
         if not value:
             raise UserError(f"finetune: missing {flag.split()[0]}; pass {flag}")
-    out = artifacts.check_output_target(cfg.out, "finetune-run")
+    out = artifacts.check_output_target(cfg.out, "finetune-run", inputs=[cfg.init, cfg.data.train, cfg.data.dev])
     ckpt = load_checkpoint(cfg.init)
     tokenizer = ckpt.tokenizer()
     arch = BertConfig.from_dict({**ckpt.config.to_dict(),
@@ -76,13 +77,13 @@ def run(cfg: FinetuneConfig) -> Path:
     task_info = {"columns": columns, "max_seq_len": cfg.data.max_seq_len, "init": str(ckpt.folder)}
     best = {"score": -math.inf, "epoch": 0}
 
-    console.print(f"fine-tuning {ckpt.folder} on {len(train_set):,} examples, {len(labels)} labels "
-                  f"({', '.join(labels)}), {total} steps; dev {len(dev_set):,} examples")
-
     with artifacts.staged_folder(out) as tmp:
+        console.print(f"fine-tuning {ckpt.folder} on {len(train_set):,} examples, {len(labels)} labels "
+                      f"({', '.join(labels)}), {total} steps; dev {len(dev_set):,} examples")
         metrics_path = tmp / "metrics.jsonl"
         artifacts.write_manifest(tmp, "finetune-run", config.to_dict(cfg),
-                                 [Path(cfg.data.train), Path(cfg.data.dev)], task=cfg.task, labels=labels)
+                                 [Path(cfg.data.train), Path(cfg.data.dev)], task=cfg.task, labels=labels,
+                                 hardware=hardware(device))
 
         def save(folder: Path, extra: dict) -> None:
             save_checkpoint(folder, model.state_dict(), arch, cfg.task, ["classifier"], tokenizer,
@@ -113,7 +114,9 @@ def run(cfg: FinetuneConfig) -> Path:
                        micro_batches=micro_batches, losses=classification_loss,
                        after_step=after_step, metrics_path=metrics_path, dtype=cfg.runtime.dtype,
                        description="finetune")
-        train_loop(torch.compile(model) if cfg.runtime.compile else model, optimizer, job, 0, cfg.runtime.progress)
+        with events.tensorboard(metrics_path, tmp / "tensorboard", cfg.runtime.tensorboard):
+            train_loop(torch.compile(model) if cfg.runtime.compile else model, optimizer, job, 0,
+                       cfg.runtime.progress)
         save(tmp / "final", {"step": total})
     console.print(f"best dev {SELECTION_METRIC} {best['score']:.4f} at epoch {best['epoch']:.2f}; "
                   f"fine-tuned model: {out / 'best'}")

@@ -22,7 +22,8 @@ from bertcli.data.shards import CorpusReader, corpus_splits
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
 from bertcli.model.heads import IGNORE_INDEX
-from bertcli.runtime import configure, console, pick_device, seed_everything
+from bertcli.runtime import configure, console, hardware, pick_device, seed_everything
+from bertcli.train import events
 from bertcli.tokenizer import load_tokenizer
 from bertcli.train.evaluation import evaluate_pretraining, to_device
 from bertcli.train.loop import TrainJob, append_metrics, train_loop, truncate_metrics
@@ -33,7 +34,7 @@ from bertcli.train.state import load_train_state, save_train_state
 
 # Keys that may differ between a run and its --resume: where it lives, speed, logging, length.
 RESUMABLE_CHANGES = ("out", "train.max_steps", "train.log_every", "train.save_every", "train.eval_every",
-                     "train.eval_examples", "runtime.")
+                     "train.eval_examples", "train.keep_last", "runtime.")
 
 
 def model_config(spec: ModelSpec, vocab_size: int, pad_id: int) -> BertConfig:
@@ -106,7 +107,19 @@ def open_eval_reader(cfg: PretrainConfig) -> CorpusReader | None:
     return None
 
 
+def check_resume_target(out: str | Path) -> None:
+    """--resume continues a pretraining run: say so before reading anything else from `out`."""
+    if not str(out):
+        raise UserError("pretrain --resume: no run folder; pass --out RUN (a folder from `bertcli pretrain`)")
+    try:
+        artifacts.require(out, "pretrain-run")
+    except UserError as exc:
+        raise UserError(f"--resume: {exc}; without --resume a new run starts") from None
+
+
 def run(cfg: PretrainConfig, resume: bool = False) -> Path:
+    if resume:
+        check_resume_target(cfg.out)
     if not cfg.corpus:
         raise UserError("pretrain: no corpus; pass --corpus CORPUS (a folder from `bertcli build-corpus`)")
     if not cfg.out:
@@ -126,7 +139,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     metrics_path = run_dir / "metrics.jsonl"
     resume_from = resume_point(run_dir, cfg) if resume else None
     if resume_from is None:  # refuse a wrong --out before any weights are read
-        artifacts.check_output_target(run_dir, "pretrain-run")
+        artifacts.check_output_target(run_dir, "pretrain-run", inputs=[cfg.corpus, cfg.eval_corpus, cfg.init_from])
         if artifacts.step_dirs(run_dir) or (run_dir / "final").exists():
             raise UserError(f"{run_dir}: holds a run already; continue it with --resume or choose another --out")
     # On resume the weights come from the step checkpoint, so --init-from is not read again.
@@ -162,7 +175,8 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
         metrics_path.unlink(missing_ok=True)
     # Written again on resume, so that the run's config.yaml always says how it was last continued
     # (a resume that raised train.max_steps stays raised for the next plain --resume).
-    artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus))
+    artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus),
+                             hardware=hardware(device))
 
     compiled = torch.compile(model) if cfg.runtime.compile else model
     total = cfg.train.max_steps
@@ -198,6 +212,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
         # later (--resume with a larger train.max_steps).
         if cfg.train.save_every and (done % cfg.train.save_every == 0 or done == total):
             save(run_dir / "steps" / f"step-{done:08d}", done, with_state=True)
+            artifacts.prune_steps(run_dir, cfg.train.keep_last)
         if eval_reader is not None and cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < total:
             evaluate(done)
 
@@ -206,11 +221,11 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
                    grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
                    micro_batches=micro_batches, losses=pretraining_losses, after_step=after_step,
                    metrics_path=metrics_path, dtype=cfg.runtime.dtype, description="pretrain")
-    train_loop(compiled, optimizer, job, start_step, cfg.runtime.progress)
-
-    save(run_dir / "final", total, with_state=False)
-    if eval_reader is not None:
-        result = evaluate(total)
+    with events.tensorboard(metrics_path, run_dir / "tensorboard", cfg.runtime.tensorboard):
+        train_loop(compiled, optimizer, job, start_step, cfg.runtime.progress)
+        save(run_dir / "final", total, with_state=False)
+        result = evaluate(total) if eval_reader is not None else None
+    if result is not None:
         nsp = f"NSP accuracy {result['nsp_accuracy']:.4f} " if "nsp_accuracy" in result else ""
         console.print(f"held-out: MLM accuracy {result['mlm_accuracy']:.4f}, perplexity {result['perplexity']:.2f}, "
                       f"{nsp}({result['examples']} examples)")

@@ -19,7 +19,7 @@ from bertcli.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece, wr
 def train(cfg: TokenizeConfig) -> Path:
     if not cfg.input:
         raise UserError("tokenize train: no input; pass --input FILE (repeatable)")
-    out = artifacts.check_output_target(cfg.out, "tokenizer")
+    out = artifacts.check_output_target(cfg.out, "tokenizer", inputs=cfg.input)
     counted = _Counter(training_texts(cfg.input, ReadSettings(invalid_utf8=cfg.invalid_utf8)))
     with artifacts.staged_folder(out) as tmp:
         # the texts stream into SentencePiece, which keeps a random sample of cfg.max_sentences of

@@ -20,6 +20,7 @@ from torch import nn
 from bertcli.errors import UserError
 from bertcli.console import Progress
 from bertcli.runtime import autocast
+from bertcli.train import events
 from bertcli.train.schedule import lr_at
 
 Batch = dict[str, torch.Tensor]
@@ -92,6 +93,7 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer, job: TrainJob
 def append_metrics(path: Path, record: dict) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
+    events.log(path, record)
 
 
 def truncate_metrics(path: Path, step: int) -> None:
