@@ -87,7 +87,8 @@ def iter_line_batches(file: str, flag: str = "FILE") -> Iterator[list[str]]:
                 chunk = chunk[3:]
             first = False
             if b"\x00" in chunk:
-                raise UserError(f"{name}: looks binary (NUL bytes); {flag} takes UTF-8 text")
+                line = line_number + chunk[:chunk.index(b"\x00")].count(b"\n") + 1
+                raise UserError(f"{name}:{line}: looks binary (NUL bytes); {flag} takes UTF-8 text")
             try:
                 text = chunk.decode("utf-8")
             except UnicodeDecodeError as exc:
