@@ -179,6 +179,8 @@ CASES = [
     # ---------------------------------------------------------------- build-corpus
     C("build-corpus/missing-input", lambda fx, t: ["build-corpus", "--input", t / "nope.txt", "--tokenizer", fx.tok,
                                                    "--out", t / "c"], "nope.txt", "not found"),
+    C("merge-corpus/not-a-corpus", lambda fx, t: ["merge-corpus", t / "m", fx.tok], "expected a corpus"),
+    C("merge-corpus/repeated-part", lambda fx, t: ["merge-corpus", t / "m", fx.corpus, fx.corpus], "repeated [0]"),
     C("build-corpus/empty-input", lambda fx, t: ["build-corpus", "--input", write(t / "e.txt", "\n\n"), "--tokenizer", fx.tok,
                                                  "--out", t / "c"], "e.txt"),
     C("build-corpus/binary-input", lambda fx, t: ["build-corpus", "--input", write(t / "b.bin", b"\x89PNG\x00\x00"),

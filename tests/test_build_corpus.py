@@ -14,10 +14,9 @@ import pytest
 from bertcli import artifacts
 from conftest import cli
 from bertcli.config import BuildCorpusConfig
-from bertcli.data.documents import block_documents, blocks, detect_format
+from bertcli.data.inputs import InputReport, ReadSettings, read_documents
 from bertcli.data.sentences import split_sentences
 from bertcli.data.shards import CorpusReader, corpus_splits
-from bertcli.data.text import read_input_text
 from bertcli.errors import UserError
 from bertcli.stages import build_corpus
 from bertcli.tokenizer import load_tokenizer
@@ -117,20 +116,25 @@ def test_sentence_splitter_handles_abbreviations_quotes_and_wrapping():
     ]
 
 
+def read(path, **settings) -> tuple[list, InputReport]:
+    report = InputReport(str(path))
+    return list(read_documents(str(path), ReadSettings(**settings), report)), report
+
+
 def test_formats_are_detected(tmp_path, documents):
-    assert detect_format(write_lines(tmp_path / "l.txt", documents).read_text()) == "lines"
-    book = write_book(tmp_path / "b.txt", documents[:5], "A Book")
-    assert detect_format(read_input_text(book)) == "raw"
+    assert read(write_lines(tmp_path / "l.txt", documents))[1].format == "lines"
+    assert read(write_book(tmp_path / "b.txt", documents[:5], "A Book"))[1].format == "raw"
     for name in ("1952-0.txt", "41-0.txt"):  # real Project Gutenberg books, when the data is beside the repo
         if (GUTENBERG / name).exists():
-            assert detect_format(read_input_text(GUTENBERG / name)) == "raw"
+            assert read(GUTENBERG / name)[1].format == "raw"
 
 
 def test_raw_file_is_one_document_of_its_sentences(tmp_path, documents):
     book = write_book(tmp_path / "b.txt", documents[:6], "Some Title")
-    text = read_input_text(book)
-    (sentences,) = block_documents(blocks(text), "raw")
-    assert sentences == [s for doc in documents[:6] for s in doc], "header, footer, BOM and CRLF are gone"
+    (piece,), report = read(book)
+    assert [s for paragraph in piece.texts for s in split_sentences(paragraph)] == \
+        [s for doc in documents[:6] for s in doc], "header, footer, BOM and CRLF are gone"
+    assert [cut["part"] for cut in report.gutenberg_cuts] == ["header", "footer"]
 
 
 def test_raw_books_build_one_document_per_file(tmp_path, monkeypatch, tokenizer_dir, documents):

@@ -118,7 +118,8 @@ def test_pairs_follow_the_nsp_rules():
             if a_len + b_len < max_num_tokens:  # not truncated: B is exactly A's continuation
                 assert p.b_start == p.a_stop
                 assert p.a_start in sentence_starts and p.b_stop in sentence_starts
-    random_share = np.mean([p.is_random for _, p in pairs])
+    # pooled over several seeds: one seed's 100-odd pairs vary by +-0.04
+    random_share = np.mean([p.is_random for seed in range(6) for _, p in pairs_of(docs, max_num_tokens, seed=seed)])
     assert 0.45 < random_share < 0.62  # 0.5, plus chunks of one segment, which are always random
 
 

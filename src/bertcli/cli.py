@@ -98,14 +98,22 @@ def tokenize_decode(
 @app.command("build-corpus")
 def build_corpus(
     config: Optional[Path] = typer.Argument(None, help="YAML recipe (optional)."),
-    input: List[Path] = typer.Option([], "--input", "-i", help="Text: one sentence per line with blank lines "
-                                     "between documents, or raw files (one document per file)."),
+    input: List[Path] = typer.Option([], "--input", "-i", help="Text files or - (stdin), plain, .gz or .zst: "
+                                     "a sentence per line, a paragraph per line, raw prose or JSONL."),
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", "-t", help="Tokenizer folder."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Corpus folder to write."),
+    input_format: Optional[str] = typer.Option(None, "--input-format", help="auto (default) | lines | paragraphs "
+                                               "| raw | jsonl."),
     max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Tokens per example (default 128)."),
     dupe_factor: Optional[int] = typer.Option(None, "--dupe-factor", help="Copies with different masks (default 10)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 12345)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (output is the same for any)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes, 0 = all cores (default); "
+                                          "the output is the same for any number."),
+    shard_size: Optional[int] = typer.Option(None, "--shard-size", help="Examples per shard (default 100000)."),
+    shard_index: Optional[int] = typer.Option(None, "--shard-index", help="Build part I of --num-shards (default "
+                                              "$RANK or 0); join the parts with merge-corpus."),
+    num_shards: Optional[int] = typer.Option(None, "--num-shards", help="Parts the build is split into (default "
+                                             "$WORLD_SIZE or 1)."),
     objective: Optional[str] = typer.Option(None, "--objective", help="mlm_nsp (BERT's sentence pairs, default) "
                                             "| mlm (full-length packed sequences, no NSP)."),
     masking: Optional[str] = typer.Option(None, "--masking", help="static (masked once per dupe copy, default) "
@@ -120,8 +128,21 @@ def build_corpus(
 
     flags = {"input": [str(p) for p in input] or None, "tokenizer": _str(tokenizer), "out": _str(out),
              "max_seq_len": max_seq_len, "dupe_factor": dupe_factor, "seed": seed, "workers": workers,
-             "objective": objective, "masking": masking, "whole_word_mask": whole_word_mask}
+             "objective": objective, "masking": masking, "whole_word_mask": whole_word_mask,
+             "input_format": input_format, "shard_size": shard_size, "shard_index": shard_index,
+             "num_shards": num_shards}
     stage.run(load_config(BuildCorpusConfig, config, set_, flags))
+
+
+@app.command("merge-corpus")
+def merge_corpus(
+    out: Path = typer.Argument(..., help="Corpus folder to write."),
+    parts: List[Path] = typer.Argument(..., help="The corpus folders of every --shard-index of one build."),
+):
+    """Join the parts of a `build-corpus --num-shards N` build into one corpus folder."""
+    from bertcli.stages import merge_corpus as stage
+
+    stage.run([str(p) for p in parts], str(out))
 
 
 @app.command("inspect")

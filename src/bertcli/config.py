@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -166,6 +167,7 @@ class TokenizeConfig:
     character_coverage: float = 0.9995
     max_sentences: int = 2_000_000  # SentencePiece samples this many lines for training
     seed: int = 0
+    invalid_utf8: Literal["error", "skip"] = "error"  # skip: drop lines that are not UTF-8
 
     def __post_init__(self):
         require(self.vocab_size >= 16, "vocab_size", f"must be >= 16, got {self.vocab_size}")
@@ -199,12 +201,28 @@ class BuildCorpusConfig:
     random_token_prob: float = 0.1  # ... by a random token; the rest are left unchanged
     dupe_factor: int = 10
     seed: int = 12345
-    workers: int = 1
-    shard_size: int = 100_000  # examples per shard
-    eval_fraction: float = 0.0  # documents held out into an `eval` split
-    # lines: one sentence per line, blank lines between documents (Google's format); raw: prose,
-    # one document per file, split into sentences; auto: raw when the lines are hard-wrapped
-    input_format: Literal["auto", "lines", "raw"] = "auto"
+    workers: int = 0  # processes; 0: one per core (the output is the same for any number)
+    shard_size: int = 100_000  # examples per shard (the last shard of a build may hold fewer)
+    eval_fraction: float = 0.0  # documents held out into an `eval` split (of each block)
+    # Text is read, tokenised and turned into examples a block at a time, so memory does not grow
+    # with the input: a random-next B comes from another document of the same block, and examples
+    # are shuffled within their block (data/blocks in README). MB of text per block.
+    block_mb: float = 8.0
+    # Build part shard_index of num_shards (blocks k with k % num_shards == shard_index), e.g. one per
+    # machine; `bertcli merge-corpus` joins the parts. None: from RANK / WORLD_SIZE, else 0 of 1.
+    shard_index: Optional[int] = None
+    num_shards: Optional[int] = None
+    progress: Literal["auto", "rich", "plain", "none"] = "auto"
+    # lines: one sentence per line, blank lines between documents (Google's format); paragraphs:
+    # a paragraph per line, split into sentences; raw: hard-wrapped prose, one document per file;
+    # jsonl: one document per record; auto: picked per input from its first lines (data.inputs)
+    input_format: Literal["auto", "lines", "paragraphs", "raw", "jsonl"] = "auto"
+    # paragraphs format: documents end at heading lines, blank lines, or the end of the file
+    document_boundary: Literal["auto", "heading", "blank", "file"] = "auto"
+    heading_pattern: str = r"^ ?= [^=].* = ?$"  # a regex; the default is WikiText's ` = Title = `
+    text_field: str = "text"  # jsonl: the field holding a record's text
+    invalid_utf8: Literal["error", "skip"] = "error"  # skip: drop such lines and report the count
+    strip_gutenberg: bool = True  # cut Project Gutenberg licence text around every book
 
     def __post_init__(self):
         require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
@@ -218,9 +236,17 @@ class BuildCorpusConfig:
         require(0 <= self.random_token_prob <= 1 - self.mask_token_prob, "random_token_prob",
                 f"must be in [0, 1 - mask_token_prob] = [0, {1 - self.mask_token_prob:g}]")
         require(self.dupe_factor > 0, "dupe_factor", f"must be > 0, got {self.dupe_factor}")
-        require(self.workers > 0, "workers", f"must be > 0, got {self.workers}")
+        require(self.workers >= 0, "workers", f"must be >= 0 (0: one per core), got {self.workers}")
         require(self.shard_size > 0, "shard_size", "must be > 0")
         require(0 <= self.eval_fraction < 1, "eval_fraction", "must be in [0, 1)")
+        require(self.block_mb > 0, "block_mb", "must be > 0")
+        require(self.num_shards is None or self.num_shards > 0, "num_shards", "must be > 0")
+        require(self.shard_index is None or 0 <= self.shard_index < (self.num_shards or 1), "shard_index",
+                f"must be in [0, num_shards) = [0, {self.num_shards or 1})")
+        try:
+            re.compile(self.heading_pattern)
+        except re.error as exc:
+            require(False, "heading_pattern", f"is not a valid regular expression ({exc})")
 
     def predictions_per_seq(self) -> int:
         if self.max_predictions_per_seq is not None:

@@ -60,3 +60,50 @@ class Progress:
             eta = (self.total - done) / rate if rate > 0 else 0
             console.print(f"{self.description} step {done}/{self.total}  {status}  "
                           f"lr {metrics['lr']:.2e}  eta {eta:.0f}s")
+
+
+class Throughput:
+    """Progress of a stream of unknown length: MB of text read, MB/s, items made and items/s.
+    A Rich line on a terminal; a plain line every PLAIN_EVERY seconds in a pipe; or nothing."""
+
+    PLAIN_EVERY = 10.0
+
+    def __init__(self, mode: str, description: str, unit: str = "examples"):
+        self.mode = progress_mode(mode)
+        self.description, self.unit = description, unit
+        self.started = self._last_plain = time.perf_counter()
+        self.chars = self.items = 0
+        self._bar = None
+
+    def __enter__(self) -> "Throughput":
+        if self.mode == "rich":
+            from rich.progress import Progress as RichProgress
+            from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._bar = RichProgress(SpinnerColumn(), TextColumn("{task.description}"),
+                                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                                     console=console, transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.description, total=None, status="starting")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+        elif self.mode == "plain" and exc[0] is None and self.chars:
+            console.print(f"{self.description}: {self.status()}")
+
+    def status(self) -> str:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        return (f"{self.chars / 1e6:,.1f} MB read  {self.chars / 1e6 / elapsed:,.2f} MB/s  "
+                f"{self.items:,} {self.unit}  {self.items / elapsed:,.0f} {self.unit}/s")
+
+    def update(self, chars: int, items: int) -> None:
+        """`chars` more characters read; `items` made so far."""
+        self.chars += chars
+        self.items = items
+        if self._bar is not None:
+            self._bar.update(self._task, status=self.status())
+        elif self.mode == "plain" and time.perf_counter() - self._last_plain >= self.PLAIN_EVERY:
+            self._last_plain = time.perf_counter()
+            console.print(f"{self.description}: {self.status()}")

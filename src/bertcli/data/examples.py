@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from bertcli.data.arrays import offsets_from_lengths, take_rows
+from bertcli.data.arrays import offsets_from_lengths, range_indices, take_rows
 from bertcli.data.documents import Documents
+from bertcli.data.batch_masking import can_batch, mask_rows
 from bertcli.data.masking import Masker, Prediction
 from bertcli.data.pairs import document_pairs
 
@@ -54,41 +56,69 @@ _ROW_FIELDS = ("input_ids", "lengths", "a_lens", "mlm_positions", "mlm_labels", 
 def make_examples(docs: Documents, documents: range, rngs, max_seq_len: int, short_seq_prob: float,
                   random_next_prob: float, masker: Masker | None, cls_id: int, sep_id: int) -> Examples:
     """The masked examples of the given documents; `rngs(d)` is document d's random generator.
-    With no masker (dynamic masking) the examples are left unmasked and predict nothing.
+    With no masker (dynamic masking, or masks drawn afterwards by data.batch_masking) the examples
+    are left unmasked and predict nothing.
 
     Like create_instances_from_document, pairs and their masks are drawn from one generator per
-    document, so a document's examples do not depend on which process made them.
+    document, so a document's examples do not depend on which process made them. The examples
+    are assembled with array operations from the pairs' token ranges.
     """
-    ids_parts, positions_parts, labels_parts = [], [], []
-    lengths, a_lens, mlm_counts, nsp, doc_ids = [], [], [], [], []
-    replacements = np.zeros(3, dtype=np.int64)
+    pairs, doc_ids, generators = [], [], []
     for d in documents:
         rng = rngs(d)
-        for pair in document_pairs(docs, d, rng, max_seq_len - 3, short_seq_prob, random_next_prob):
-            a_len, b_len = pair.a_stop - pair.a_start, pair.b_stop - pair.b_start
-            ids = np.empty(a_len + b_len + 3, dtype=docs.tokens.dtype)
-            ids[0], ids[a_len + 1], ids[-1] = cls_id, sep_id, sep_id
-            ids[1:a_len + 1] = docs.tokens[pair.a_start:pair.a_stop]
-            ids[a_len + 2:-1] = docs.tokens[pair.b_start:pair.b_stop]
-            prediction = masker(ids, rng) if masker is not None else UNMASKED
-            ids_parts.append(ids)
-            positions_parts.append(prediction.positions)
-            labels_parts.append(prediction.labels)
-            replacements += prediction.counts
-            lengths.append(len(ids))
-            a_lens.append(a_len)
-            mlm_counts.append(len(prediction.positions))
-            nsp.append(int(pair.is_random))
-            doc_ids.append((d, pair.b_document))
+        found = document_pairs(docs, d, rng, max_seq_len - 3, short_seq_prob, random_next_prob)
+        pairs += found
+        doc_ids += [(d, pair.b_document) for pair in found]
+        generators.append((rng, len(found)))
     token_dtype = docs.tokens.dtype
+    fields = np.array([pair[:4] for pair in pairs], dtype=np.int64).reshape(-1, 4)
+    a_start, a_stop, b_start, b_stop = fields.T
+    a_len, b_len = a_stop - a_start, b_stop - b_start
+    lengths = a_len + b_len + 3
+    offsets = offsets_from_lengths(lengths)
+    input_ids = np.empty(int(offsets[-1]), dtype=token_dtype)
+    starts = offsets[:-1]
+    input_ids[starts] = cls_id
+    input_ids[starts + a_len + 1] = sep_id
+    input_ids[offsets[1:] - 1] = sep_id
+    input_ids[range_indices(starts + 1, starts + 1 + a_len)] = docs.tokens[range_indices(a_start, a_stop)]
+    input_ids[range_indices(starts + a_len + 2, offsets[1:] - 1)] = docs.tokens[range_indices(b_start, b_stop)]
+    n = len(pairs)
+    positions_parts, labels_parts = [], []
+    mlm_counts = np.zeros(n, dtype=np.int32)
+    replacements = np.zeros(3, dtype=np.int64)
+    if can_batch(masker):  # all at once, each document's masks from its generator
+        return masked(Examples(input_ids, lengths.astype(np.int32), a_len.astype(np.int32), np.zeros(0, np.int32),
+                               np.zeros(0, token_dtype), mlm_counts,
+                               np.array([pair.is_random for pair in pairs], dtype=np.uint8),
+                               np.array(doc_ids, dtype=np.int32).reshape(-1, 2), replacements), masker, generators)
+    if masker is not None:  # one example at a time (whole-word masking), from its document's generator
+        r = 0
+        for rng, count in generators:
+            for _ in range(count):
+                prediction = masker(input_ids[offsets[r]:offsets[r + 1]], rng)
+                positions_parts.append(prediction.positions)
+                labels_parts.append(prediction.labels)
+                mlm_counts[r] = len(prediction.positions)
+                replacements += prediction.counts
+                r += 1
     return Examples(
-        input_ids=np.concatenate(ids_parts) if ids_parts else np.zeros(0, token_dtype),
-        lengths=np.array(lengths, dtype=np.int32),
-        a_lens=np.array(a_lens, dtype=np.int32),
+        input_ids=input_ids,
+        lengths=lengths.astype(np.int32),
+        a_lens=a_len.astype(np.int32),
         mlm_positions=np.concatenate(positions_parts).astype(np.int32) if positions_parts else np.zeros(0, np.int32),
         mlm_labels=np.concatenate(labels_parts).astype(token_dtype) if labels_parts else np.zeros(0, token_dtype),
-        mlm_counts=np.array(mlm_counts, dtype=np.int32),
-        next_sentence_labels=np.array(nsp, dtype=np.uint8),
+        mlm_counts=mlm_counts,
+        next_sentence_labels=np.array([pair.is_random for pair in pairs], dtype=np.uint8),
         document_ids=np.array(doc_ids, dtype=np.int32).reshape(-1, 2),
         replacements=replacements,
     )
+
+
+def masked(examples: Examples, masker: Masker, groups: list[tuple]) -> Examples:
+    """Unmasked `examples` with static token-level masks drawn by data.batch_masking; `groups` is
+    [(generator, number of examples)] in order."""
+    ids, positions, labels, counts, replacements = mask_rows(examples.input_ids, examples.lengths, masker, groups)
+    return dataclasses.replace(examples, input_ids=ids, mlm_positions=positions,
+                               mlm_labels=labels.astype(examples.input_ids.dtype), mlm_counts=counts,
+                               replacements=replacements)

@@ -28,79 +28,108 @@ class Pair(NamedTuple):
 def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_tokens: int,
                    short_seq_prob: float, random_next_prob: float) -> list[Pair]:
     """The NSP pairs of document `d`; B of a random pair comes from another document of `docs`."""
-    offsets = docs.sentence_offsets
     first, end = int(docs.document_offsets[d]), int(docs.document_offsets[d + 1])
+    # plain Python ints and uniforms drawn in blocks: this loop runs once per chunk of every
+    # document, and numpy scalar calls would cost more than the rest of it
+    offsets = docs.sentence_offsets[first:end + 1].tolist()
+    u = _Uniforms(rng, 4 * (end - first) + 8)
     pairs = []
-    target = _target_length(rng, max_num_tokens, short_seq_prob)
-    chunk_start = i = first
-    while i < end:
-        if i == end - 1 or offsets[i + 1] - offsets[chunk_start] >= target:
+    target = _target_length(u, max_num_tokens, short_seq_prob)
+    chunk_start = i = 0
+    n = end - first
+    while i < n:
+        if i == n - 1 or offsets[i + 1] - offsets[chunk_start] >= target:
             segments = i + 1 - chunk_start
             # randint(1, segments - 1) in Google's code: A takes at least one segment, and leaves
             # B at least one when the chunk has two or more.
-            a_end = chunk_start + (1 if segments == 1 else int(rng.integers(1, segments)))
-            a_start, a_stop = int(offsets[chunk_start]), int(offsets[a_end])
-            if segments == 1 or rng.random() < random_next_prob:
-                b_document = _other_document(rng, d, docs.num_documents)
-                b_start, b_stop = _random_segments(docs, b_document, target - (a_stop - a_start), rng)
+            a_end = chunk_start + (1 if segments == 1 else 1 + int(u() * (segments - 1)))
+            a_start, a_stop = offsets[chunk_start], offsets[a_end]
+            if segments == 1 or u() < random_next_prob:
+                b_document = _other_document(u, d, docs.num_documents)
+                b_start, b_stop = _random_segments(docs, b_document, target - (a_stop - a_start), u)
                 i = a_end - 1  # put the unused segments back: they start the next chunk
                 is_random = True
             else:
-                b_document, b_start, b_stop, is_random = d, a_stop, int(offsets[i + 1]), False
+                b_document, b_start, b_stop, is_random = d, a_stop, offsets[i + 1], False
             a_start, a_stop, b_start, b_stop = truncate_pair(a_start, a_stop, b_start, b_stop,
-                                                              max_num_tokens, rng)
+                                                              max_num_tokens, u)
             pairs.append(Pair(a_start, a_stop, b_start, b_stop, b_document, is_random))
             chunk_start = i + 1
             # Google draws the target once per document; for a book-length document that makes all
             # of its examples short 10 % of the time. Drawing it per chunk gives every document the
             # intended 10 % of short sequences (BERT paper, appendix A.2).
-            target = _target_length(rng, max_num_tokens, short_seq_prob)
+            target = _target_length(u, max_num_tokens, short_seq_prob)
         i += 1
     return pairs
 
 
+class _Uniforms:
+    """Uniform [0, 1) draws from `rng`, fetched in blocks."""
+
+    def __init__(self, rng: np.random.Generator, block: int):
+        self.rng, self.block = rng, block
+        self.values: list[float] = []
+        self.i = 0
+
+    def __call__(self) -> float:
+        if self.i == len(self.values):
+            self.values, self.i = self.rng.random(self.block).tolist(), 0
+        self.i += 1
+        return self.values[self.i - 1]
+
+
 def truncate_pair(a_start: int, a_stop: int, b_start: int, b_stop: int, max_num_tokens: int,
-                  rng: np.random.Generator) -> tuple[int, int, int, int]:
+                  rng) -> tuple[int, int, int, int]:
     """Google's truncate_seq_pair: drop one token at a time from the longer side (B on a tie),
-    from its front or its back with equal probability, until the pair fits."""
-    excess = (a_stop - a_start) + (b_stop - b_start) - max_num_tokens
-    if excess <= 0:
+    from its front or its back with equal probability, until the pair fits.
+
+    The sides' final lengths follow from the rule alone, and each side's dropped tokens split
+    between front and back as a Binomial(k, 1/2): the same distribution, without the loop.
+    """
+    la, lb = a_stop - a_start, b_stop - b_start
+    if la + lb <= max_num_tokens:
         return a_start, a_stop, b_start, b_stop
-    for from_front in rng.random(excess) < 0.5:
-        if a_stop - a_start > b_stop - b_start:
-            if from_front:
-                a_start += 1
-            else:
-                a_stop -= 1
-        elif from_front:
-            b_start += 1
-        else:
-            b_stop -= 1
-    return a_start, a_stop, b_start, b_stop
+    keep_a = min(la, max((max_num_tokens + 1) // 2, max_num_tokens - lb))
+    drop_a, drop_b = la - keep_a, lb - (max_num_tokens - keep_a)
+    u = rng if isinstance(rng, _Uniforms) else _Uniforms(rng, 8)
+    front_a, front_b = _fair_coins(u, drop_a), _fair_coins(u, drop_b)
+    return a_start + front_a, a_stop - (drop_a - front_a), b_start + front_b, b_stop - (drop_b - front_b)
 
 
-def _target_length(rng: np.random.Generator, max_num_tokens: int, short_seq_prob: float) -> int:
+def _fair_coins(u: _Uniforms, k: int) -> int:
+    """Heads among k fair coins, Binomial(k, 1/2): the set bits among k of a uniform's 53 random bits."""
+    heads = 0
+    while k > 0:
+        take = min(k, 53)
+        heads += (int(u() * 9007199254740992.0) & ((1 << take) - 1)).bit_count()
+        k -= take
+    return heads
+
+
+def _target_length(u: _Uniforms, max_num_tokens: int, short_seq_prob: float) -> int:
     # Mostly fill the sequence; sometimes (short_seq_prob, 10 % in BERT) aim shorter so that the
     # model also sees the short inputs it will meet when fine-tuning.
-    if rng.random() < short_seq_prob:
-        return int(rng.integers(2, max_num_tokens + 1))
+    if u() < short_seq_prob:
+        return 2 + int(u() * (max_num_tokens - 1))
     return max_num_tokens
 
 
-def _other_document(rng: np.random.Generator, d: int, num_documents: int) -> int:
+def _other_document(u: _Uniforms, d: int, num_documents: int) -> int:
     # Uniform over the other documents. (Google retries up to 10 times and may end with `d` itself;
-    # drawing from n - 1 and skipping `d` never does.)
-    other = int(rng.integers(0, num_documents - 1))
+    # drawing from n - 1 and skipping `d` never does.) A block holding one document has no other:
+    # B then comes from `d` itself, as Google's retries end when the corpus is a single document.
+    if num_documents < 2:
+        return d
+    other = int(u() * (num_documents - 1))
     return other + (other >= d)
 
 
-def _random_segments(docs: Documents, document: int, target_b: int,
-                     rng: np.random.Generator) -> tuple[int, int]:
+def _random_segments(docs: Documents, document: int, target_b: int, u: _Uniforms) -> tuple[int, int]:
     """Segments from a random start in `document` until they reach `target_b` tokens or the end
     of the document; always at least one segment."""
     offsets = docs.sentence_offsets
     first, end = int(docs.document_offsets[document]), int(docs.document_offsets[document + 1])
-    start = int(rng.integers(first, end))
+    start = first + int(u() * (end - first))
     # the first sentence boundary after `start` at which B has >= target_b tokens
     stop = start + 1 + int(np.searchsorted(offsets[start + 1:end + 1], offsets[start] + target_b))
     return int(offsets[start]), int(offsets[min(stop, end)])

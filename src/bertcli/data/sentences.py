@@ -23,6 +23,7 @@ ABBREVIATIONS = frozenset(
 # the whitespace where the split happens.
 _END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]_]*\s+")
 _OPENERS = "\"'\u201c\u2018([_"
+_UNKNOWN_WORD = "<unk>"
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -46,8 +47,9 @@ def split_sentences(paragraph: str) -> list[str]:
 
 
 def _is_boundary(text: str, match: re.Match) -> bool:
-    following = text[match.end():match.end() + 4].lstrip(_OPENERS)
-    if not following or not following[0].isupper():
+    following = text[match.end():match.end() + 6].lstrip(_OPENERS)
+    # WikiText writes out-of-vocabulary words as <unk>, often a sentence's first (capitalised) word
+    if not following or not (following[0].isupper() or following.startswith(_UNKNOWN_WORD)):
         return False
     if text[match.start()] != "." or match.group().startswith(".."):
         return True  # "!" and "?" always end a sentence; so does an ellipsis before a capital

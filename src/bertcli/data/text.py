@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Iterator
 
 from bertcli.errors import UserError
-
-# Project Gutenberg wraps each book in a licence header and footer; the markers are stable.
-# A marker can wrap onto a second line (43-0.txt), so it runs to its closing "***".
-_PG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG EBOOK[^*]*\*\*\*", re.MULTILINE | re.IGNORECASE)
-_PG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG EBOOK", re.MULTILINE | re.IGNORECASE)
 
 
 def read_text_file(path: str | Path, flag: str = "--input") -> str:
@@ -56,29 +50,59 @@ def iter_text_lines(file: str, flag: str = "FILE"):
     yield from lines
 
 
-def strip_gutenberg(text: str) -> str:
-    """The body of a Project Gutenberg book, without its licence header and footer."""
-    start = _PG_START.search(text)
-    if start:
-        text = text[start.end():]
-    end = _PG_END.search(text)
-    if end:
-        text = text[: end.start()]
-    return text
+BATCH_BYTES = 1 << 22
 
 
-def read_input_text(path: str | Path) -> str:
-    """A text input as bertcli reads it everywhere: decoded, newlines normalised, PG boilerplate cut."""
-    text = strip_gutenberg(read_text_file(path))
-    if not text.strip():
-        raise UserError(f"{path}: is empty (no text after reading); give a file with text in it")
-    return text
+def iter_line_batches(file: str, flag: str = "FILE") -> Iterator[list[str]]:
+    """Lists of lines (line ends removed, empty lines kept) from a file, a .gz/.zst file or stdin ("-").
 
+    The input is read in blocks of up to BATCH_BYTES and each block is decoded at once, so a
+    caller can hand whole batches to a library; on a pipe a block holds what has arrived, so an
+    interactive stream gets each answer as soon as its line is complete.
+    """
+    from bertcli.data.inputs import open_input
 
-def iter_lines(paths: list[str]) -> Iterator[str]:
-    """Non-empty stripped lines of every input file, in order."""
-    for path in paths:
-        for line in read_input_text(path).split("\n"):
-            line = line.strip()
-            if line:
-                yield line
+    name = "<stdin>" if file == "-" else file
+    stream, _, _ = open_input(file)
+    read = getattr(stream, "read1", stream.read)
+    rest, line_number, first = b"", 0, True
+    try:
+        while True:
+            try:
+                block = read(BATCH_BYTES)
+            except (EOFError, OSError) as exc:
+                raise UserError(f"{name}: compressed input is damaged or cut short ({exc}); check the download")
+            data = rest + block
+            if not block:
+                if not data:
+                    return
+                cut = len(data)
+            else:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    rest = data
+                    continue
+            chunk, rest = data[:cut], data[cut:]
+            if first and chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+            first = False
+            if b"\x00" in chunk:
+                line = line_number + chunk[:chunk.index(b"\x00")].count(b"\n") + 1
+                raise UserError(f"{name}:{line}: looks binary (NUL bytes); {flag} takes UTF-8 text")
+            try:
+                text = chunk.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = line_number + chunk[:exc.start].count(b"\n") + 1
+                raise UserError(f"{name}:{line}: not valid UTF-8; convert it to UTF-8 (e.g. iconv -t utf-8)")
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            lines = text.split("\n")
+            if lines[-1] == "":
+                lines.pop()  # the newline that ends the last line does not start another
+            line_number += len(lines)
+            yield lines
+            if not block:
+                return
+    finally:
+        if file != "-":
+            stream.close()

@@ -1,15 +1,27 @@
-"""`bertcli build-corpus`: text files -> documents -> NSP pairs -> masked examples -> shards.
+"""`bertcli build-corpus`: text -> documents -> NSP pairs (or packed sequences) -> examples -> shards.
 
 The recipe is Google's create_pretraining_data.py (see data.pairs and data.masking for where we
-differ and why). The output depends on cfg.seed and never on cfg.workers: text is tokenised in
-pieces cut at fixed sizes, every document draws its pairs and masks from its own generator seeded
-by (seed, split, copy, document), and results are gathered in input order before the seeded
-shuffle. Everything is written into a staging folder that replaces cfg.out only when complete.
+differ and why), run as a stream so that memory does not grow with the input:
+
+  * the inputs are read as a stream (data.inputs) and cut into tasks of about PIECE_CHARS
+    characters, which workers split into sentences and tokenise (data.reading);
+  * consecutive tasks make a block of about block_mb MB of text; a block's documents are held out
+    into train/eval, paired (B of a random-next pair comes from another document of the same
+    block, where Google draws from the whole corpus) and masked, dupe_factor copies of each;
+  * the block's examples are shuffled (where Google shuffles all examples of the corpus at once)
+    and appended to the shards, which are written as they fill.
+Pretraining draws a fresh permutation of all examples every epoch, so the block-level shuffle
+does not change what a training batch holds. Every random decision is drawn from a generator
+seeded by (seed, stream, split, block, copy, document), units of work are cut at fixed sizes and
+results are gathered in order, so the output depends on cfg.seed and never on cfg.workers; and a
+block's examples do not depend on which build (--shard-index of --num-shards) made it.
+Everything is written into a staging folder that replaces cfg.out only when complete.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,13 +30,17 @@ import numpy as np
 
 from bertcli import artifacts, config
 from bertcli.config import BuildCorpusConfig
-from bertcli.console import console
-from bertcli.data.documents import Documents, block_documents, blocks, detect_format, group_blocks
-from bertcli.data.examples import Examples, make_examples
+from bertcli.console import Throughput, console
+from bertcli.data.batch_masking import can_batch
+from bertcli.data.corpus_checks import corpus_warnings
+from bertcli.data.documents import Documents
+from bertcli.data.examples import Examples, make_examples, masked
+from bertcli.data.inputs import InputReport, ReadSettings
 from bertcli.data.masking import REPLACEMENT_NAMES, Masker, MaskingRule
 from bertcli.data.packing import make_packed_examples
+from bertcli.data.reading import Tokenised, init_tokenize, text_tasks, tokenize_task
 from bertcli.data.shards import token_dtype, write_shard
-from bertcli.data.text import read_input_text
+from bertcli.data.workers import Workers, state
 from bertcli.errors import UserError
 from bertcli.tokenizer import load_tokenizer
 
@@ -34,9 +50,7 @@ TASK_TOKENS = 1 << 18  # document tokens per example-making task
 SPLIT_CODES = {"train": 0, "eval": 1}
 # the random streams drawn from cfg.seed, one per decision, so that changing one leaves the others
 _HOLDOUT, _PAIRS, _SHUFFLE, _PACK = 0, 1, 2, 3
-
-# Per-process state of the worker functions (set by their initialisers; fork shares it for free).
-_state: dict = {}
+HISTOGRAM_BINS = 16  # the sequence-length histogram in the statistics
 
 
 def run(cfg: BuildCorpusConfig) -> Path:
@@ -44,32 +58,66 @@ def run(cfg: BuildCorpusConfig) -> Path:
     tokenizer = load_tokenizer(cfg.tokenizer)
     started = time.perf_counter()
     dtype = token_dtype(tokenizer.vocab_size)
-    corpus, input_files = _read(cfg, dtype)
-    console.print(f"read {len(input_files)} file(s): {corpus.num_documents:,} documents, "
-                  f"{corpus.num_sentences:,} sentences, {corpus.num_tokens:,} tokens "
-                  f"({time.perf_counter() - started:.1f}s)")
-    splits = _hold_out(corpus, cfg)
+    shard_index, num_shards = sharding(cfg)
     rule = masking_rule(cfg)
     # dynamic masking leaves the examples unmasked: pretraining draws their masks as it reads them
     masker = make_masker(tokenizer, rule) if cfg.masking == "static" else None
-    with artifacts.staged_folder(out) as folder:
-        entries = {}
-        for name, docs in splits.items():
-            examples = _examples(docs, name, cfg, masker, tokenizer.cls_id, tokenizer.sep_id)
-            entries[name] = _write_split(folder, name, examples, docs, cfg, tokenizer)
-            console.print(f"{name}: {len(examples):,} examples from {docs.num_documents:,} documents "
-                          f"({time.perf_counter() - started:.1f}s)")
+    split_names = ["train", "eval"] if cfg.eval_fraction > 0 else ["train"]
+    reports: list[InputReport] = []
+    inputs = _InputCounts()
+    with artifacts.staged_folder(out) as folder, \
+            Workers(cfg.workers or os.cpu_count() or 1, _init_worker, (cfg, dtype, masker, tokenizer.cls_id, tokenizer.sep_id)) as workers, \
+            Throughput(cfg.progress, "build-corpus") as progress:
+        writers = {name: ShardWriter(folder, name, cfg.shard_size, cfg.max_seq_len) for name in split_names}
+        stats = {name: _Statistics(cfg.max_seq_len, tokenizer) for name in split_names}
+        work = folder / ".blocks"  # a block's documents, shared with the workers through the page cache
+        work.mkdir()
+        for block, before, parts in _blocks(cfg, reports, workers, shard_index, num_shards,
+                                    lambda part: progress.update(part.chars, writers["train"].examples)):
+            inputs.add(parts)
+            docs = Documents.concat([p.documents for p in parts], dtype, [p.continues for p in parts])
+            for name, split_docs in _hold_out(docs, cfg, block, before).items():
+                examples = _block_examples(workers, work, split_docs, name, block, cfg)
+                order = np.random.default_rng([cfg.seed, _SHUFFLE, SPLIT_CODES[name], block]).permutation(len(examples))
+                writers[name].add(examples, order)
+                stats[name].add(split_docs, examples)
+                del examples, order
+            progress.update(0, sum(w.examples for w in writers.values()))
+        shutil.rmtree(work)
+        entries = {name: {**writers[name].close(), "statistics": stats[name].result()} for name in split_names}
+        input_files = inputs.entries(reports, num_shards)
+        _check_sizes(entries, cfg)
+        totals = _totals([s for s in stats.values()])
+        warnings = corpus_warnings(totals, config.to_dict(cfg))
         tokenizer.copy_to(folder / "tokenizer")
         artifacts.write_manifest(
-            folder, "corpus", config.to_dict(cfg), inputs=[Path(p) for p in cfg.input],
+            folder, "corpus", config.to_dict(cfg), inputs=[Path(p) for p in cfg.input if p != "-"],
             tokenizer_fingerprint=tokenizer.fingerprint(), vocab_size=tokenizer.vocab_size,
             special_ids=tokenizer.settings["special_ids"], max_seq_len=cfg.max_seq_len,
             max_predictions_per_seq=cfg.predictions_per_seq(), objective=cfg.objective, masking=cfg.masking,
             masking_rule=rule.to_dict(), masking_seed=cfg.seed,
             token_dtype=str(dtype), input_files=input_files, splits=entries,
-            statistics=_totals(entries))
+            shard_index=shard_index, num_shards=num_shards,
+            statistics=totals, warnings=warnings)
+    for entry in input_files:
+        _report_input(entry)
+    for name, entry in entries.items():
+        console.print(f"{name}: {entry['examples']:,} examples in {len(entry['shards'])} shard(s) from "
+                      f"{entry['statistics']['documents']:,} documents")
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(f"wrote {out} in {time.perf_counter() - started:.1f}s")
     return out
+
+
+def sharding(cfg: BuildCorpusConfig) -> tuple[int, int]:
+    """(shard_index, num_shards): the settings, else torchrun's RANK / WORLD_SIZE, else (0, 1)."""
+    num = cfg.num_shards if cfg.num_shards is not None else int(os.environ.get("WORLD_SIZE", "1") or 1)
+    index = cfg.shard_index if cfg.shard_index is not None else int(os.environ.get("RANK", "0") or 0)
+    if not 0 <= index < num:
+        raise UserError(f"shard_index {index} is outside [0, num_shards={num}); pass --shard-index I "
+                        f"--num-shards N with 0 <= I < N")
+    return index, num
 
 
 def masking_rule(cfg: BuildCorpusConfig) -> MaskingRule:
@@ -93,92 +141,122 @@ def _check(cfg: BuildCorpusConfig) -> Path:
     return artifacts.check_output_target(cfg.out, "corpus", inputs=[*cfg.input, cfg.tokenizer])
 
 
-# ----------------------------------------------------------------------------- text -> documents
+# ----------------------------------------------------------------------------- text -> blocks of documents
 
 
-def _read(cfg: BuildCorpusConfig, dtype: np.dtype) -> tuple[Documents, list[dict]]:
-    """All inputs as one Documents, and what each file gave (its format, documents, tokens)."""
-    tasks, formats, pieces = [], [], []
-    for path in cfg.input:
-        text = read_input_text(path)
-        fmt = detect_format(text) if cfg.input_format == "auto" else cfg.input_format
-        groups = group_blocks(blocks(text), PIECE_CHARS)
-        tasks.extend((group, fmt) for group in groups)
-        formats.append(fmt)
-        pieces.append(len(groups))
-    parts = _parallel(_tokenize_piece, tasks, cfg.workers, _init_tokenize, (cfg.tokenizer, dtype))
-    files, input_files, start = [], [], 0
-    for path, fmt, count in zip(cfg.input, formats, pieces):
-        # a raw file is one document even when its paragraphs were tokenised in several pieces
-        docs = Documents.concat(parts[start:start + count], dtype, as_one_document=fmt == "raw")
-        start += count
-        files.append(docs)
-        input_files.append({"path": str(path), "format": fmt, "documents": docs.num_documents,
-                            "sentences": docs.num_sentences, "tokens": docs.num_tokens})
-    return Documents.concat(files, dtype), input_files
+def _blocks(cfg: BuildCorpusConfig, reports: list, workers: Workers, shard_index: int, num_shards: int,
+            tokenised: Callable[[Tokenised], None]):
+    """(block number, documents read before it, its tokenised parts) for the blocks this build
+    makes, in order.
 
-
-def _init_tokenize(tokenizer_folder: str, dtype: np.dtype) -> None:
-    _state["tokenizer"] = load_tokenizer(tokenizer_folder)
-    _state["dtype"] = dtype
-
-
-def _tokenize_piece(task: tuple[list[str], str]) -> Documents:
-    group, fmt = task
-    documents = block_documents(group, fmt)
-    ids = iter(_state["tokenizer"].encode_batch([s for doc in documents for s in doc]))
-    return Documents.from_ids([[next(ids) for _ in doc] for doc in documents], _state["dtype"])
-
-
-def _hold_out(corpus: Documents, cfg: BuildCorpusConfig) -> dict[str, Documents]:
-    """The train split, and the eval split of held-out documents when cfg.eval_fraction > 0.
-
-    A random-next B comes from another document of the same split (so eval text never reaches
-    training), hence every split needs two documents.
+    Blocks are cut from the text tasks by size alone, so every build of a sharded set agrees on
+    them; the other builds' tasks are read past without being tokenised.
     """
-    n = corpus.num_documents
-    if cfg.objective == "mlm":  # packed sequences need no second document
-        return _hold_out_packed(corpus, cfg)
-    if n < 2:
-        raise UserError(f"corpus too small: the input makes {n} document(s), and next sentence prediction "
-                        f"needs at least 2 (B of a random pair comes from another document); give more files, "
-                        f"or separate documents by blank lines in a sentence-per-line file")
-    if cfg.eval_fraction == 0:
-        return {"train": corpus}
-    n_eval = max(2, round(cfg.eval_fraction * n))
-    if n - n_eval < 2:
-        raise UserError(f"eval_fraction={cfg.eval_fraction}: the input makes {n} documents, too few to hold "
-                        f"out {n_eval} and keep 2 for training (each split needs 2 for next sentence "
-                        f"prediction); give more documents or set eval_fraction to 0")
-    order = np.random.default_rng([cfg.seed, _HOLDOUT]).permutation(n)
-    return {"train": corpus.select(np.sort(order[n_eval:])), "eval": corpus.select(np.sort(order[:n_eval]))}
+    block_chars = int(cfg.block_mb * 1e6)
+
+    def numbered():
+        block, size, documents = 0, 0, 0
+        starts[0] = 0
+        for task in text_tasks(cfg.input, read_settings(cfg), PIECE_CHARS, reports):
+            if size >= block_chars:
+                block, size = block + 1, 0
+                starts[block] = documents
+            size += task[3]
+            documents += sum(not piece.continues for piece in task[0])
+            if block % num_shards == shard_index:
+                yield block, task
+
+    starts: dict[int, int] = {}  # block -> documents read before it (in every part of a sharded build)
+    current, parts = None, []
+    for block, part in workers.map(_tokenize, numbered()):
+        if block != current and parts:
+            yield current, starts[current], parts
+            parts = []
+        current = block
+        parts.append(part)
+        tokenised(part)
+    if parts:
+        yield current, starts[current], parts
 
 
-def _hold_out_packed(corpus: Documents, cfg: BuildCorpusConfig) -> dict[str, Documents]:
-    n = corpus.num_documents
-    if n < 1:
-        raise UserError("corpus is empty: the input holds no text after reading; check the --input files")
+def _tokenize(task: tuple) -> tuple[int, Tokenised]:
+    block, text_task = task
+    return block, tokenize_task(text_task)
+
+
+def read_settings(cfg) -> ReadSettings:
+    """How to read the inputs, from a config with the input settings (build-corpus's, tokenize's)."""
+    return ReadSettings(cfg.input_format, cfg.document_boundary, cfg.heading_pattern, cfg.text_field,
+                        cfg.invalid_utf8, cfg.strip_gutenberg)
+
+
+def _report_input(entry: dict) -> None:
+    """Tell on stderr what was read and what was cut or skipped, so nothing is dropped silently."""
+    for cut in entry["gutenberg_cuts"]:
+        console.print(f"{entry['path']}: cut Project Gutenberg {cut['part']} (lines {cut['lines']}, "
+                      f"{cut['removed_chars']:,} characters)")
+    if entry["skipped_invalid_utf8_lines"]:
+        console.print(f"{entry['path']}: skipped {entry['skipped_invalid_utf8_lines']:,} lines of invalid UTF-8")
+    if entry["empty_documents"]:
+        console.print(f"{entry['path']}: skipped {entry['empty_documents']:,} empty documents")
+
+
+def _hold_out(docs: Documents, cfg: BuildCorpusConfig, block: int, before: int) -> dict[str, Documents]:
+    """The block's train documents, and its eval documents when cfg.eval_fraction > 0: a seeded
+    choice of whole documents (eval text never reaches training; a random-next B comes from the
+    same split). The count is the block's share of max(2, round(eval_fraction * documents)) over
+    all documents read so far, `before` being those before the block, so small corpora hold out
+    2 documents as before and large ones eval_fraction of them, block by block."""
     if cfg.eval_fraction == 0:
-        return {"train": corpus}
-    n_eval = max(1, round(cfg.eval_fraction * n))
-    if n - n_eval < 1:
-        raise UserError(f"eval_fraction={cfg.eval_fraction}: the input makes {n} document(s), too few to hold "
-                        f"out {n_eval} and keep one for training; give more documents or set eval_fraction to 0")
-    order = np.random.default_rng([cfg.seed, _HOLDOUT]).permutation(n)
-    return {"train": corpus.select(np.sort(order[n_eval:])), "eval": corpus.select(np.sort(order[:n_eval]))}
+        return {"train": docs}
+    n = docs.num_documents
+
+    def owed(documents: int) -> int:
+        return max(2, round(cfg.eval_fraction * documents)) if documents else 0
+
+    n_eval = min(n, max(0, owed(before + n) - owed(before)))
+    order = np.random.default_rng([cfg.seed, _HOLDOUT, block]).permutation(n)
+    return {"train": docs.select(np.sort(order[n_eval:])), "eval": docs.select(np.sort(order[:n_eval]))}
+
+
+def _check_sizes(entries: dict, cfg: BuildCorpusConfig) -> None:
+    """Refuse a corpus whose splits are too small to mean anything (the staged folder is dropped)."""
+    need = 1 if cfg.objective == "mlm" else 2  # NSP: B of a random pair comes from another document
+    train = entries["train"]["statistics"]["documents"]
+    if train < need:
+        raise UserError(f"corpus too small: the input makes {train} training document(s), and "
+                        + ("next sentence prediction needs at least 2 (B of a random pair comes from another "
+                           "document); give more files, or separate documents by blank lines in a "
+                           "sentence-per-line file" if need == 2 else "at least one is needed; give more text")
+                        + (f" (eval_fraction={cfg.eval_fraction} held out the rest)" if cfg.eval_fraction else ""))
+    if "eval" in entries and entries["eval"]["statistics"]["documents"] < need:
+        raise UserError(f"eval_fraction={cfg.eval_fraction}: held out {entries['eval']['statistics']['documents']} "
+                        f"document(s), too few for an eval split (it needs {need}); give more documents or set "
+                        f"eval_fraction to 0")
 
 
 # ----------------------------------------------------------------------------- documents -> examples
 
 
-def _examples(docs: Documents, split: str, cfg: BuildCorpusConfig, masker: Masker, cls_id: int,
-              sep_id: int) -> Examples:
-    # dupe_factor copies of every document, each with fresh pairs and masks; copies outer and
-    # documents inner, as create_training_instances loops
-    tasks = [(copy, first, stop) for copy in range(cfg.dupe_factor) for first, stop in _document_ranges(docs)]
-    parts = _parallel(_make_examples, tasks, cfg.workers, _init_examples,
-                      (docs, cfg, SPLIT_CODES[split], masker, cls_id, sep_id))
-    return Examples.concat(parts)
+def _block_examples(workers: Workers, work: Path, docs: Documents, split: str, block: int,
+                    cfg: BuildCorpusConfig) -> Examples:
+    """The examples of one block's documents of one split, in order: dupe_factor copies of every
+    document, each with fresh pairs and masks; copies outer and documents inner, as Google loops."""
+    if docs.num_documents == 0:
+        return make_examples(docs, range(0), None, cfg.max_seq_len, 0, 0, None, 0, 0)
+    key = str(work / f"{split}-{block:06d}")
+    if workers.workers > 1:  # the workers map the arrays from disk; in-process they are used as they are
+        os.mkdir(key)
+        for name in ("tokens", "sentence_offsets", "document_offsets"):
+            np.save(os.path.join(key, f"{name}.npy"), getattr(docs, name))
+    else:
+        state["blocks"] = {key: docs}
+    tasks = [(key, SPLIT_CODES[split], block, copy, first, stop)
+             for copy in range(cfg.dupe_factor) for first, stop in _document_ranges(docs)]
+    examples = Examples.concat(list(workers.map(_make_examples, tasks)))
+    if workers.workers > 1:
+        shutil.rmtree(key)
+    return examples
 
 
 def _document_ranges(docs: Documents) -> list[tuple[int, int]]:
@@ -192,80 +270,173 @@ def _document_ranges(docs: Documents) -> list[tuple[int, int]]:
     return ranges
 
 
-def _init_examples(docs: Documents, cfg: BuildCorpusConfig, split_code: int, masker: Masker, cls_id: int,
-                   sep_id: int) -> None:
-    _state.update(docs=docs, cfg=cfg, split_code=split_code, masker=masker, cls_id=cls_id, sep_id=sep_id)
+def _init_worker(cfg: BuildCorpusConfig, dtype: np.dtype, masker: Masker | None, cls_id: int, sep_id: int) -> None:
+    init_tokenize(cfg.tokenizer, dtype)
+    state.update(cfg=cfg, masker=masker, cls_id=cls_id, sep_id=sep_id, blocks={})
 
 
-def _make_examples(task: tuple[int, int, int]) -> Examples:
-    copy, first, stop = task
-    cfg = _state["cfg"]
+def _block_documents(key: str) -> Documents:
+    blocks = state["blocks"]
+    if key not in blocks:  # a worker process: map the block's arrays (only the latest is kept)
+        blocks.clear()
+        blocks[key] = Documents(*(np.load(os.path.join(key, f"{name}.npy"), mmap_mode="r")
+                                  for name in ("tokens", "sentence_offsets", "document_offsets")))
+    return blocks[key]
+
+
+def _make_examples(task: tuple) -> Examples:
+    key, split_code, block, copy, first, stop = task
+    cfg, docs, masker = state["cfg"], _block_documents(key), state["masker"]
     if cfg.objective == "mlm":
-        rng = np.random.default_rng([cfg.seed, _PACK, _state["split_code"], copy, first])
-        return make_packed_examples(_state["docs"], range(first, stop), rng, cfg.max_seq_len, _state["masker"],
-                                    _state["cls_id"], _state["sep_id"])
-    seed = (cfg.seed, _PAIRS, _state["split_code"], copy)
-    return make_examples(_state["docs"], range(first, stop), lambda d: np.random.default_rng([*seed, d]),
-                         cfg.max_seq_len, cfg.short_seq_prob, cfg.random_next_prob, _state["masker"],
-                         _state["cls_id"], _state["sep_id"])
-
-
-def _parallel(function: Callable, tasks: list, workers: int, initializer: Callable, initargs: tuple) -> list:
-    """[function(task) for task in tasks], in order, in `workers` processes (or in this one)."""
-    if workers == 1 or len(tasks) < 2:
-        initializer(*initargs)
-        try:
-            return [function(task) for task in tasks]
-        finally:
-            _state.clear()
-    with multiprocessing.get_context().Pool(min(workers, len(tasks)), initializer, initargs) as pool:
-        return pool.map(function, tasks, chunksize=1)
+        rng = np.random.default_rng([cfg.seed, _PACK, split_code, block, copy, first])
+        # static token-level masks are drawn for all rows at once (data.batch_masking)
+        batch = can_batch(masker)
+        examples = make_packed_examples(docs, range(first, stop), rng, cfg.max_seq_len, None if batch else masker,
+                                        state["cls_id"], state["sep_id"])
+        return masked(examples, masker, [(rng, len(examples))]) if batch else examples
+    seed = (cfg.seed, _PAIRS, split_code, block, copy)
+    return make_examples(docs, range(first, stop), lambda d: np.random.default_rng([*seed, d]),
+                         cfg.max_seq_len, cfg.short_seq_prob, cfg.random_next_prob, masker,
+                         state["cls_id"], state["sep_id"])
 
 
 # ----------------------------------------------------------------------------- examples -> shards
 
 
-_COUNTS = ("documents", "sentences", "source_tokens", "examples", "tokens", "text_tokens", "masked",
-           "random_next")
+class ShardWriter:
+    """Appends examples to one split and writes a shard each time shard_size of them are waiting."""
+
+    def __init__(self, folder: Path, split: str, shard_size: int, max_seq_len: int):
+        self.folder, self.split, self.shard_size, self.max_seq_len = folder, split, shard_size, max_seq_len
+        self.waiting: list[Examples] = []
+        self.pending = self.examples = 0
+        self.shards: list[dict] = []
+
+    def add(self, examples: Examples, order: np.ndarray) -> None:
+        """Append examples[order]; full shards are written from slices, never one more copy of all."""
+        start = 0
+        while self.pending + len(order) - start >= self.shard_size:
+            take = self.shard_size - self.pending
+            self.waiting.append(_take(examples, order[start:start + take]))
+            self.pending += take
+            start += take
+            self._write()
+        if start < len(order):
+            self.waiting.append(_take(examples, order[start:]))
+            self.pending += len(order) - start
+        self.examples += len(order)
+
+    def close(self) -> dict:
+        if self.pending:
+            self._write()
+        return {"examples": self.examples, "shards": self.shards}
+
+    def _write(self) -> None:
+        shard = self.waiting[0] if len(self.waiting) == 1 else Examples.concat(self.waiting)
+        self.waiting, self.pending = [], 0
+        self.shards.append(write_shard(self.folder, f"{self.split}/shard-{len(self.shards):05d}", shard,
+                                       self.max_seq_len))
 
 
-def _write_split(folder: Path, name: str, examples: Examples, docs: Documents, cfg: BuildCorpusConfig,
-                 tokenizer) -> dict:
-    # Google shuffles all instances before writing, so consecutive examples are unrelated
-    order = np.random.default_rng([cfg.seed, _SHUFFLE, SPLIT_CODES[name]]).permutation(len(examples))
-    shards = [write_shard(folder, f"{name}/shard-{k:05d}", examples.take(order[first:first + cfg.shard_size]),
-                          cfg.max_seq_len)
-              for k, first in enumerate(range(0, len(examples), cfg.shard_size))]
-    tokens = int(examples.lengths.sum())
-    # [CLS] and every [SEP] (one per pair half, or one per packed document end) are not text
-    specials = int(np.isin(examples.input_ids, [tokenizer.cls_id, tokenizer.sep_id]).sum())
-    counts = {
-        "documents": docs.num_documents,
-        "sentences": docs.num_sentences,
-        "source_tokens": docs.num_tokens,  # before dupe_factor copies
-        "examples": len(examples),
-        "tokens": tokens,  # in examples, [CLS] and [SEP] included
-        "text_tokens": tokens - specials,
-        "masked": int(examples.mlm_counts.sum()),
-        "random_next": int(examples.next_sentence_labels.sum()),  # 0 without NSP (objective mlm)
-        "replacements": dict(zip(REPLACEMENT_NAMES, examples.replacements.tolist())),
-    }
-    return {"examples": len(examples), "shards": shards, "statistics": _with_shares(counts)}
+def _take(examples: Examples, rows: np.ndarray, step: int = 4096) -> Examples:
+    """examples.take(rows) a few thousand rows at a time: its gather indices (8 bytes a token) stay small."""
+    if len(rows) <= step:
+        return examples.take(rows)
+    return Examples.concat([examples.take(rows[i:i + step]) for i in range(0, len(rows), step)])
 
 
-def _totals(entries: dict[str, dict]) -> dict:
+class _Statistics:
+    """Counts over one split, added block by block."""
+
+    def __init__(self, max_seq_len: int, tokenizer):
+        self.max_seq_len, self.tokenizer = max_seq_len, tokenizer
+        self.counts = dict.fromkeys(_COUNTS, 0)
+        self.replacements = np.zeros(3, dtype=np.int64)
+        self.lengths = np.zeros(max_seq_len + 1, dtype=np.int64)
+
+    def add(self, docs: Documents, examples: Examples) -> None:
+        c = self.counts
+        c["documents"] += docs.num_documents
+        c["sentences"] += docs.num_sentences
+        c["source_tokens"] += docs.num_tokens  # before dupe_factor copies
+        c["single_segment_documents"] += int(np.sum(np.diff(docs.document_offsets) == 1))
+        c["unk_tokens"] += int(np.sum(docs.tokens == self.tokenizer.unk_id))
+        c["examples"] += len(examples)
+        tokens = int(examples.lengths.sum())
+        c["tokens"] += tokens  # in examples, [CLS] and [SEP] included
+        # [CLS] and every [SEP] (one per pair half, or one per packed document end) are not text
+        c["text_tokens"] += tokens - int(np.count_nonzero(examples.input_ids == self.tokenizer.cls_id)
+                                         + np.count_nonzero(examples.input_ids == self.tokenizer.sep_id))
+        c["masked"] += int(examples.mlm_counts.sum())
+        c["random_next"] += int(examples.next_sentence_labels.sum())  # 0 without NSP (objective mlm)
+        self.replacements += examples.replacements
+        self.lengths += np.bincount(examples.lengths, minlength=self.max_seq_len + 1)[:self.max_seq_len + 1]
+
+    def result(self) -> dict:
+        counts = {**self.counts, "replacements": dict(zip(REPLACEMENT_NAMES, self.replacements.tolist())),
+                  "length_counts": self.lengths.tolist()}
+        return _with_shares(counts, self.max_seq_len)
+
+
+_COUNTS = ("documents", "sentences", "source_tokens", "single_segment_documents", "unk_tokens", "examples",
+           "tokens", "text_tokens", "masked", "random_next")
+
+
+def _totals(stats: list) -> dict:
     """The statistics of all splits together."""
-    stats = [entry["statistics"] for entry in entries.values()]
-    totals = {key: sum(s[key] for s in stats) for key in _COUNTS}
-    totals["replacements"] = {key: sum(s["replacements"][key] for s in stats) for key in REPLACEMENT_NAMES}
-    return _with_shares(totals)
+    return sum_statistics([s.result() for s in stats], stats[0].max_seq_len)
 
 
-def _with_shares(counts: dict) -> dict:
+def sum_statistics(parts: list[dict], max_seq_len: int) -> dict:
+    """Statistics of several splits or builds added up (their shares recomputed)."""
+    totals = {key: sum(p.get(key, 0) for p in parts) for key in _COUNTS}
+    totals["replacements"] = {key: sum(p["replacements"][key] for p in parts) for key in REPLACEMENT_NAMES}
+    totals["length_counts"] = np.sum([p["length_counts"] for p in parts], axis=0).tolist()
+    return _with_shares(totals, max_seq_len)
+
+
+def _with_shares(counts: dict, max_seq_len: int) -> dict:
     masked = max(counts["masked"], 1)
+    examples = max(counts["examples"], 1)
+    lengths = np.asarray(counts["length_counts"])
+    edges = np.linspace(0, max_seq_len, HISTOGRAM_BINS + 1).round().astype(int)
+    histogram = [int(lengths[lo + 1 if i else 0:hi + 1].sum()) for i, (lo, hi) in enumerate(zip(edges, edges[1:]))]
     return {
         **counts,
         "masked_share": counts["masked"] / max(counts["text_tokens"], 1),  # of the non-special tokens
         "replacement_shares": {key: value / masked for key, value in counts["replacements"].items()},
-        "nsp_random_share": counts["random_next"] / max(counts["examples"], 1),
+        "nsp_random_share": counts["random_next"] / examples,
+        "single_segment_share": counts["single_segment_documents"] / max(counts["documents"], 1),
+        "unk_share": counts["unk_tokens"] / max(counts["source_tokens"], 1),
+        "mean_length": counts["tokens"] / examples,
+        # of the positions of examples padded to max_seq_len (the reader pads to the longest in a batch)
+        "padding_share": 1 - counts["tokens"] / (examples * max_seq_len),
+        "length_histogram": {"edges": edges.tolist(), "counts": histogram},
     }
+
+
+class _InputCounts:
+    """Documents, sentences and tokens per input file, from the tokenised parts."""
+
+    def __init__(self):
+        self.counts: dict[int, list[int]] = {}
+        self.last_input = None
+
+    def add(self, parts: list[Tokenised]) -> None:
+        for i, part in enumerate(parts):
+            c = self.counts.setdefault(part.input_index, [0, 0, 0])
+            docs = part.documents
+            merged = part.continues and i > 0 and docs.num_documents > 0
+            c[0] += docs.num_documents - merged
+            c[1] += docs.num_sentences
+            c[2] += docs.num_tokens
+
+    def entries(self, reports: list[InputReport], num_shards: int) -> list[dict]:
+        entries = []
+        for index, report in enumerate(reports):
+            documents, sentences, tokens = self.counts.get(index, [0, 0, 0])
+            if documents == 0 and num_shards == 1:
+                raise UserError(f"{report.path}: is empty (no text after reading it as {report.format}); "
+                                f"give a file with text in it")
+            entries.append({**report.to_dict(), "documents": documents, "sentences": sentences, "tokens": tokens})
+        return entries

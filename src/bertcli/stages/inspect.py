@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bertcli import artifacts
+from bertcli.data.corpus_checks import corpus_warnings
 from bertcli.errors import UserError
 from bertcli.tokenizer import load_tokenizer
 
@@ -84,8 +85,10 @@ def _describe_tokenizer(folder: Path) -> dict[str, Any]:
 
 def _describe_corpus(folder: Path) -> dict[str, Any]:
     manifest = artifacts.require(folder, "corpus")
-    splits = {name: {"examples": entry["examples"], "shards": len(entry["shards"]), **entry["statistics"]}
+    splits = {name: {"examples": entry["examples"], "shards": len(entry["shards"]), **_statistics(entry["statistics"])}
               for name, entry in manifest.get("splits", {}).items()}
+    config = _config(folder)
+    statistics = manifest.get("statistics", {})
     return {"kind": "corpus", "path": str(folder), "created": manifest.get("created"),
             "tokenizer_fingerprint": manifest.get("tokenizer_fingerprint"),
             "vocab_size": manifest.get("vocab_size"), "token_dtype": manifest.get("token_dtype"),
@@ -94,7 +97,15 @@ def _describe_corpus(folder: Path) -> dict[str, Any]:
             "objective": manifest.get("objective", "mlm_nsp"), "masking": manifest.get("masking", "static"),
             "masking_rule": manifest.get("masking_rule"),
             "inputs": manifest.get("input_files", []), "splits": splits,
-            "statistics": manifest.get("statistics", {}), "config": _config(folder)}
+            "statistics": _statistics(statistics), "config": config,
+            # recomputed, so that corpora built before a check existed are checked too
+            "warnings": corpus_warnings(statistics, {**config, "max_seq_len": manifest.get("max_seq_len"),
+                                                     "objective": manifest.get("objective", "mlm_nsp")})}
+
+
+def _statistics(stats: dict) -> dict:
+    """A corpus's statistics without the per-length counts (the histogram sums them up)."""
+    return {key: value for key, value in stats.items() if key != "length_counts"}
 
 
 def _describe_run(folder: Path) -> dict[str, Any]:
@@ -180,14 +191,21 @@ def _show(info: dict[str, Any]) -> None:
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
     for key, value in _rows(info, ""):
-        if key not in ("kind", "path"):
+        if key not in ("kind", "path") and not key.startswith("warnings"):
             table.add_row(key, value)
     console.print(table)
+    for warning in info.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 def _rows(value: Any, key: str):
     """(dotted key, text) for every leaf of a nested description."""
-    if isinstance(value, dict) and value:
+    if isinstance(value, dict) and set(value) == {"edges", "counts"}:  # a histogram: one line per bin
+        edges, counts = value["edges"], value["counts"]
+        width = max(max(counts, default=0), 1)
+        for lo, hi, count in zip(edges, edges[1:], counts):
+            yield f"{key}[{lo + (lo > 0)}-{hi}]", f"{count:>10,}  " + "#" * round(20 * count / width)
+    elif isinstance(value, dict) and value:
         for name, item in value.items():
             yield from _rows(item, f"{key}.{name}" if key else str(name))
     elif isinstance(value, list) and value and isinstance(value[0], dict):

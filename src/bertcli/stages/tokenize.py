@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from bertcli import artifacts, config
 from bertcli.config import TokenizeConfig
-from bertcli.data.text import iter_lines, iter_text_lines
+from bertcli.data.text import iter_line_batches, iter_text_lines
+from bertcli.data.inputs import InputReport, ReadSettings, read_documents
+from bertcli.data.sentences import split_sentences
 from bertcli.errors import UserError
 from bertcli.console import console
 from bertcli.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece, write_tokenizer_manifest
@@ -17,17 +20,60 @@ def train(cfg: TokenizeConfig) -> Path:
     if not cfg.input:
         raise UserError("tokenize train: no input; pass --input FILE (repeatable)")
     out = artifacts.check_output_target(cfg.out, "tokenizer", inputs=cfg.input)
-    lines = list(iter_lines(cfg.input))  # reads every file first, so a bad input fails before training
-    if not lines:
-        raise UserError(f"{cfg.input[0]}: no text to train on; give files with text in them")
+    counted = _Counter(training_texts(cfg.input, ReadSettings(invalid_utf8=cfg.invalid_utf8)))
     with artifacts.staged_folder(out) as tmp:
-        train_sentencepiece(lines, tmp, cfg.vocab_size, cfg.model_type, cfg.lowercase,
-                            cfg.character_coverage, cfg.max_sentences, cfg.seed)
+        # the texts stream into SentencePiece, which keeps a random sample of cfg.max_sentences of
+        # them (its own reservoir sampling), so memory does not grow with the input
+        try:
+            train_sentencepiece(counted, tmp, cfg.vocab_size, cfg.model_type, cfg.lowercase,
+                                cfg.character_coverage, cfg.max_sentences, cfg.seed)
+        except UserError:
+            if counted.error is not None:
+                raise counted.error from None  # the input's own error (file and line), not SentencePiece's
+            if not counted.count:
+                raise UserError(f"{cfg.input[0]}: no text to train on; give files with text in them") from None
+            raise
         tokenizer = load_tokenizer(tmp)
-        write_tokenizer_manifest(tmp, tokenizer, config.to_dict(cfg), [Path(p) for p in cfg.input])
+        write_tokenizer_manifest(tmp, tokenizer, config.to_dict(cfg), [Path(p) for p in cfg.input if p != "-"])
+    sampled = f", a sample of {cfg.max_sentences:,}" if counted.count > cfg.max_sentences else ""
     console.print(f"tokenizer: {out} ({cfg.model_type}, {cfg.vocab_size} pieces, "
-                  f"{'lower-cased' if cfg.lowercase else 'cased'}, trained on {len(lines):,} lines)")
+                  f"{'lower-cased' if cfg.lowercase else 'cased'}, trained on {counted.count:,} lines{sampled})")
     return out
+
+
+class _Counter:
+    """An iterator that counts what passes through it."""
+
+    def __init__(self, items: Iterator[str]):
+        self.items, self.count, self.error = items, 0, None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        try:
+            item = next(self.items)
+        except UserError as exc:
+            self.error = exc
+            raise
+        self.count += 1
+        return item
+
+
+def training_texts(paths: list[str], settings: ReadSettings = ReadSettings()) -> Iterator[str]:
+    """Lines of text for SentencePiece from inputs in any build-corpus format: a raw book's wrapped
+    lines, a sentence per line, and long paragraphs or records split into sentences (SentencePiece
+    skips lines over 4192 bytes)."""
+    for path in paths:
+        report = InputReport(path)
+        for piece in read_documents(path, settings, report):
+            for text in piece.texts:
+                if report.format == "raw":
+                    yield from (line.strip() for line in text.split("\n") if line.strip())
+                elif len(text) > 1000:
+                    yield from split_sentences(text)
+                else:
+                    yield text
 
 
 def load_any(path: Path) -> Tokenizer:
@@ -42,11 +88,20 @@ def load_any(path: Path) -> Tokenizer:
 
 
 def encode(tokenizer_path: Path, file: str, as_pieces: bool = False) -> None:
+    """One line of ids (or pieces) per input line. Lines go to the tokenizer in large batches (one
+    call, all threads), and ids become text through a table, so the command keeps the library's speed."""
     tokenizer = load_any(tokenizer_path)
     out = sys.stdout
-    for line in iter_text_lines(file):
-        ids = tokenizer.encode(line)
-        out.write(" ".join(tokenizer.pieces(ids) if as_pieces else map(str, ids)) + "\n")
+    names = None if as_pieces else [str(i) for i in range(tokenizer.vocab_size)]
+    for lines in iter_line_batches(file):
+        encoded = tokenizer.encode_batch(lines)
+        if as_pieces:
+            text = "\n".join(" ".join(tokenizer.pieces(ids)) for ids in encoded)
+        else:
+            text = "\n".join([" ".join([names[i] for i in ids]) for ids in encoded])
+        out.write(text + "\n")
+        if file == "-":
+            out.flush()  # a pipe gets each batch's answers at once
     out.flush()
 
 

@@ -1,0 +1,416 @@
+"""Corpus inputs as people have them, read as a stream of documents.
+
+Sources: files or stdin ("-"), plain, gzip or zstd (told by their first bytes, not their names).
+Lines are decoded one at a time, so a bad byte is reported with its file and line (or skipped and
+counted when asked), and memory holds one document, never the whole input.
+
+Formats (see FORMATS; `auto` picks one from the first lines of each input):
+  lines       one sentence per line, blank lines between documents: create_pretraining_data.py's
+  paragraphs  one paragraph per line, split into sentences; documents end at a heading line
+              (WikiText's ` = Title = `), at blank lines, or at the end of the file
+  raw         hard-wrapped prose (a Project Gutenberg book): one document per file, paragraphs
+              between blank lines, wrapped lines joined, then split into sentences
+  jsonl       one JSON object per line, one document per record, its text in a configurable field
+Project Gutenberg licence headers and footers are cut around every book in a file (several books
+may follow one another), and each cut is reported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator, NamedTuple
+
+from bertcli.errors import UserError
+
+FORMATS = ("lines", "paragraphs", "raw", "jsonl")
+BOUNDARIES = ("auto", "heading", "blank", "file")
+DEFAULT_HEADING = r"^ ?= [^=].* = ?$"  # WikiText's top-level ` = Title = ` (not ` = = Section = = `)
+_ANY_HEADING = re.compile(r"^\s*(= )+[^=].*( =)+\s*$")  # section headings: dropped, not text
+GZIP_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
+
+# Project Gutenberg wraps each book in a licence header and footer; the markers are stable, may be
+# indented, and a START marker can wrap onto a second line (43-0.txt): it runs to its closing "***".
+_PG_START = re.compile(r"^\s*\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG EBOOK", re.IGNORECASE)
+_PG_END = re.compile(r"^\s*\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG EBOOK", re.IGNORECASE)
+PG_LOOKAHEAD_LINES = 2000  # a book's header is far shorter; past this a file without a marker is all text
+
+# How `auto` reads a sample of the first lines (after any Gutenberg cut):
+SAMPLE_LINES = 2000
+WRAPPED_LENGTH = (40, 100)  # a wrapped line: this long, no sentence end, the next line goes on
+WRAPPED_SHARE = 0.3  # every shared Gutenberg book is above 0.5; sentence-per-line text near 0
+PARAGRAPH_SHARE = 0.3  # lines holding two or more sentences; sentence-per-line text near 0
+_SENTENCE_END = (".", "!", "?", '"', "'", "\u201d", "\u2019", ")", "]", ":")
+_INNER_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+[\"'\u201c\u2018(\[]?[A-Z]")
+RAW_PIECE_CHARS = 1 << 20  # a raw document is passed on in pieces of about this size
+READ_BYTES = 1 << 20  # input is decoded in blocks of about this size
+
+
+class Piece(NamedTuple):
+    """Part of a document: its texts, and whether it goes on the previous piece's document."""
+
+    texts: list[str]  # sentences (lines format) or paragraphs to split into sentences
+    continues: bool
+
+
+@dataclass
+class InputReport:
+    """What reading one input found, for the manifest and the console."""
+
+    path: str
+    format: str = ""
+    compression: str = "none"
+    boundary: str = ""
+    bytes: int = 0  # compressed size as read
+    lines: int = 0
+    skipped_lines: int = 0  # invalid UTF-8 skipped (invalid_utf8: skip)
+    empty_documents: int = 0
+    gutenberg_cuts: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "format": self.format, "compression": self.compression,
+                **({"document_boundary": self.boundary} if self.boundary else {}),
+                "bytes": self.bytes, "lines": self.lines, "skipped_invalid_utf8_lines": self.skipped_lines,
+                "empty_documents": self.empty_documents, "gutenberg_cuts": self.gutenberg_cuts}
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    input_format: str = "auto"
+    document_boundary: str = "auto"
+    heading_pattern: str = DEFAULT_HEADING
+    text_field: str = "text"
+    invalid_utf8: str = "error"  # or "skip": drop such lines and count them
+    strip_gutenberg: bool = True
+
+
+# ----------------------------------------------------------------------------- bytes -> lines
+
+
+class _Counted(io.RawIOBase):
+    """Counts the bytes read from a stream (compressed bytes, for MB/s)."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw, self.count = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        return n
+
+
+def open_input(path: str) -> tuple[BinaryIO, _Counted, str]:
+    """A binary stream of the decompressed input, the counter of bytes read, and the compression."""
+    if path == "-":
+        raw = sys.stdin.buffer
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise UserError(f"{p}: file not found; check the path given to --input")
+        if p.is_dir():
+            raise UserError(f"{p}: is a folder; pass the text files inside it (e.g. {p}/*.txt)")
+        try:
+            raw = open(p, "rb")
+        except OSError as exc:
+            raise UserError(f"{p}: cannot read ({exc.strerror}); check its permissions")
+    counted = _Counted(raw)
+    buffered = io.BufferedReader(counted, 1 << 20)
+    magic = buffered.peek(4)[:4]
+    if magic.startswith(GZIP_MAGIC):
+        return gzip.GzipFile(fileobj=buffered, mode="rb"), counted, "gzip"
+    if magic == ZSTD_MAGIC:
+        try:
+            import zstandard
+        except ImportError:
+            raise UserError(f"{path}: is zstd-compressed and the zstandard package is missing; "
+                            f"pip install 'bertcli[corpus]' (or zstandard), or decompress it first")
+        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
+        return io.BufferedReader(reader, 1 << 20), counted, "zstd"
+    return buffered, counted, "none"
+
+
+def _decode_lines(stream: BinaryIO, name: str, report: InputReport, invalid_utf8: str) -> Iterator[str]:
+    """Decoded lines without their line ends; errors name the file and line.
+
+    The input is decoded a block of lines at a time (a line at a time only in a block that holds
+    an invalid byte), which is several times faster than decoding every line on its own.
+    """
+    number = 0
+    rest = b""
+    try:
+        while True:
+            block = stream.read(READ_BYTES)
+            data = rest + block
+            if not data:
+                return
+            cut = len(data) if not block else data.rfind(b"\n") + 1
+            if cut == 0:
+                rest = data
+                continue
+            chunk, rest = data[:cut], data[cut:]
+            if number == 0 and chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+            if b"\x00" in chunk:
+                line = number + chunk[:chunk.index(b"\x00")].count(b"\n") + 1
+                raise UserError(f"{name}:{line}: looks binary (NUL bytes); --input takes UTF-8 text")
+            try:
+                lines = chunk.decode("utf-8").split("\n")
+            except UnicodeDecodeError:
+                lines = _decode_each(chunk, name, number, report, invalid_utf8)
+            if lines and lines[-1] == "":
+                lines.pop()  # the newline that ends the block's last line does not start another
+            number += chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+            for line in lines:
+                if "\r" in line:  # CRLF, or old Mac line ends
+                    yield from line.rstrip("\r").split("\r")
+                else:
+                    yield line
+            if not block:
+                return
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        raise UserError(f"{name}:{number + 1}: compressed input is damaged or cut short ({exc}); "
+                        f"check the download or recompress it") from None
+    except Exception as exc:  # zstandard.ZstdError and the like
+        if type(exc).__module__.startswith("zstandard") or "zstd" in type(exc).__name__.lower():
+            raise UserError(f"{name}:{number + 1}: compressed input is damaged ({exc}); "
+                            f"check the download or recompress it") from None
+        raise
+    finally:
+        report.lines = number
+
+
+def _decode_each(chunk: bytes, name: str, number: int, report: InputReport, invalid_utf8: str) -> list[str]:
+    """A block's lines decoded one by one: the bad one is reported by its line (or skipped)."""
+    lines = []
+    for i, raw in enumerate(chunk.split(b"\n"), start=number + 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            if invalid_utf8 != "skip":
+                raise UserError(f"{name}:{i}: not valid UTF-8; convert the file (e.g. iconv -f latin1 "
+                                f"-t utf-8) or set invalid_utf8=skip to drop such lines") from None
+            report.skipped_lines += 1
+    return lines
+
+
+def _strip_gutenberg(lines: Iterable[str], report: InputReport) -> Iterator[str]:
+    """The lines of every book's body: the licence text before each START marker and after each END
+    marker is dropped. A file with no START marker in its first PG_LOOKAHEAD_LINES is all text."""
+    lines = iter(lines)
+    head = list(itertools.islice(lines, PG_LOOKAHEAD_LINES))
+    has_start = any(_PG_START.match(line) for line in head)
+    inside = not has_start
+    removed = removed_lines = 0
+    cut_from = 1
+    in_marker = False
+    for number, line in enumerate(itertools.chain(head, lines), start=1):
+        if in_marker:  # a START marker that wrapped: up to its closing ***, part of the cut just made
+            report.gutenberg_cuts[-1]["removed_chars"] += len(line) + 1
+            report.gutenberg_cuts[-1]["removed_lines"] += 1
+            in_marker = "***" not in line
+            continue
+        if not inside and _PG_START.match(line):
+            removed += len(line) + 1
+            removed_lines += 1
+            part = "footer and header" if report.gutenberg_cuts or cut_from > 1 else "header"
+            report.gutenberg_cuts.append({"part": part, "lines": f"{cut_from}-{number}",
+                                          "removed_lines": removed_lines, "removed_chars": removed})
+            inside, removed, removed_lines = True, 0, 0
+            in_marker = line.count("***") < 2
+            continue
+        if inside and "***" in line and _PG_END.match(line):
+            inside, cut_from = False, number
+        if inside:
+            yield line
+        else:
+            removed += len(line) + 1
+            removed_lines += 1
+    if not inside and removed_lines:
+        report.gutenberg_cuts.append({"part": "footer", "lines": f"{cut_from}-{cut_from + removed_lines - 1}",
+                                      "removed_lines": removed_lines, "removed_chars": removed})
+
+
+def input_lines(path: str, report: InputReport, settings: ReadSettings = ReadSettings()) -> Iterator[str]:
+    """The decoded lines of one input, Gutenberg licence text cut."""
+    name = "<stdin>" if path == "-" else path
+    stream, counted, report.compression = open_input(path)
+    try:
+        lines = _decode_lines(stream, name, report, settings.invalid_utf8)
+        if settings.strip_gutenberg:
+            lines = _strip_gutenberg(lines, report)
+        yield from lines
+    finally:
+        report.bytes = counted.count
+        if path != "-":
+            stream.close()
+
+
+# ----------------------------------------------------------------------------- lines -> documents
+
+
+def detect_format(sample: list[str], path: str = "") -> str:
+    """The format of an input from its first lines (and its name, for JSONL)."""
+    nonempty = [line for line in sample if line.strip()]
+    if not nonempty:
+        return "lines"
+    stripped = path[:-3] if path.endswith(".gz") else path[:-4] if path.endswith(".zst") else path
+    if stripped.endswith((".jsonl", ".ndjson")) or _looks_jsonl(nonempty[:20]):
+        return "jsonl"
+    wrapped = multi = 0
+    for line, following in zip(sample, sample[1:] + [""]):
+        line = line.rstrip()
+        if not line:
+            continue
+        if (WRAPPED_LENGTH[0] <= len(line) <= WRAPPED_LENGTH[1] and following.strip()
+                and not line.endswith(_SENTENCE_END)):
+            wrapped += 1
+        if _INNER_END.search(line):
+            multi += 1
+    if wrapped >= WRAPPED_SHARE * len(nonempty):
+        return "raw"
+    if multi >= PARAGRAPH_SHARE * len(nonempty):
+        return "paragraphs"
+    return "lines"
+
+
+def _looks_jsonl(lines: list[str]) -> bool:
+    if not lines[0].lstrip().startswith("{"):
+        return False
+    try:
+        return all(isinstance(json.loads(line), dict) for line in lines[:5])
+    except json.JSONDecodeError:
+        return False
+
+
+def detect_boundary(sample: list[str], heading: re.Pattern) -> str:
+    """How paragraph-per-line documents are separated: headings if any, else blank lines when they
+    group several paragraphs, else the file is one document."""
+    if any(heading.match(line) for line in sample):
+        return "heading"
+    nonempty = sum(1 for line in sample if line.strip())
+    blanks = sum(1 for a, b in zip(sample, sample[1:]) if a.strip() and not b.strip())
+    return "blank" if 0 < blanks < 0.5 * nonempty else "file"
+
+
+def read_documents(path: str, settings: ReadSettings, report: InputReport) -> Iterator[Piece]:
+    """The documents of one input, in pieces; report gets the format and what was cut or skipped."""
+    lines = input_lines(path, report, settings)
+    sample = list(itertools.islice(lines, SAMPLE_LINES))
+    fmt = detect_format(sample, path) if settings.input_format == "auto" else settings.input_format
+    report.format = fmt
+    lines = itertools.chain(sample, lines)
+    name = "<stdin>" if path == "-" else path
+    if fmt == "lines":
+        yield from _blank_separated(lines, report)
+    elif fmt == "raw":
+        yield from _raw(lines, report)
+    elif fmt == "jsonl":
+        yield from _jsonl(lines, name, settings.text_field, report)
+    else:
+        heading = re.compile(settings.heading_pattern)
+        boundary = settings.document_boundary
+        if boundary == "auto":
+            boundary = detect_boundary(sample, heading)
+        report.boundary = boundary
+        yield from _paragraphs(lines, boundary, heading, report)
+
+
+def _blank_separated(lines: Iterable[str], report: InputReport) -> Iterator[Piece]:
+    document: list[str] = []
+    for line in lines:
+        line = line.strip()
+        if line:
+            document.append(line)
+        elif document:
+            yield Piece(document, False)
+            document = []
+    if document:
+        yield Piece(document, False)
+
+
+def _raw(lines: Iterable[str], report: InputReport) -> Iterator[Piece]:
+    """One document: its paragraphs (blank-line separated, wrapped lines kept for the splitter)."""
+    paragraphs: list[str] = []
+    paragraph: list[str] = []
+    size, first = 0, True
+    for line in itertools.chain(lines, [""]):
+        if line.strip():
+            paragraph.append(line)
+            size += len(line)
+            continue
+        if paragraph:
+            paragraphs.append("\n".join(paragraph))
+            paragraph = []
+        if size >= RAW_PIECE_CHARS:
+            yield Piece(paragraphs, not first)
+            paragraphs, size, first = [], 0, False
+    if paragraphs:
+        yield Piece(paragraphs, not first)
+    elif first:
+        report.empty_documents += 1
+
+
+def _paragraphs(lines: Iterable[str], boundary: str, heading: re.Pattern, report: InputReport) -> Iterator[Piece]:
+    document: list[str] = []
+    size, continues = 0, False
+    for line in lines:
+        if boundary == "heading" and heading.match(line):
+            if document:
+                yield Piece(document, continues)
+            document, size, continues = [], 0, False
+            continue
+        if _ANY_HEADING.match(line):
+            continue  # a section heading is not a sentence of the text
+        text = line.strip()
+        if not text:
+            if boundary == "blank" and document:
+                yield Piece(document, continues)
+                document, size, continues = [], 0, False
+            continue
+        document.append(text)
+        size += len(text)
+        if boundary == "file" and size >= RAW_PIECE_CHARS:
+            yield Piece(document, continues)
+            document, size, continues = [], 0, True
+    if document:
+        yield Piece(document, continues)
+
+
+def _jsonl(lines: Iterable[str], name: str, text_field: str, report: InputReport) -> Iterator[Piece]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{name}:{number}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                            f"fix the line, or give the file as text with input_format=lines") from None
+        if not isinstance(record, dict) or text_field not in record:
+            fields = ", ".join(list(record)[:8]) if isinstance(record, dict) else type(record).__name__
+            raise UserError(f"{name}:{number}: record has no {text_field!r} field (it has: {fields}); "
+                            f"set text_field to the field holding the text")
+        text = record[text_field]
+        if not isinstance(text, str):
+            raise UserError(f"{name}:{number}: field {text_field!r} is {type(text).__name__}, not text; "
+                            f"set text_field to the field holding the text")
+        paragraphs = [p.strip() for p in text.split("\n") if p.strip()]
+        if paragraphs:
+            yield Piece(paragraphs, False)
+        else:
+            report.empty_documents += 1
+
+
+def needs_splitting(fmt: str) -> bool:
+    """Whether a format's texts are paragraphs to split into sentences (else they are sentences)."""
+    return fmt != "lines"

@@ -1,0 +1,69 @@
+"""Inputs -> tokenised Documents: read (data.inputs), split into sentences and tokenise in parallel.
+
+The main process reads the inputs as a stream and cuts it into tasks of about `piece_chars`
+characters; workers (data.workers) split and tokenise them; results come back in input order, so
+the Documents are the same whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from bertcli.data.documents import Documents
+from bertcli.data.inputs import InputReport, Piece, ReadSettings, needs_splitting, read_documents
+from bertcli.data.sentences import split_sentences
+from bertcli.data.workers import state
+from bertcli.tokenizer import load_tokenizer
+
+@dataclass
+class Tokenised:
+    """One task's documents; `continues`: its first document goes on the previous task's last."""
+
+    documents: Documents
+    continues: bool
+    input_index: int
+    chars: int
+
+
+def text_tasks(paths: list[str], settings: ReadSettings, piece_chars: int,
+               reports: list[InputReport]) -> Iterator[tuple]:
+    """The inputs as tokenisation tasks of about `piece_chars` characters, in order; `reports`
+    receives one InputReport per input (complete once its last task has been drawn)."""
+    for index, path in enumerate(paths):
+        report = InputReport(path="<stdin>" if path == "-" else path)
+        reports.append(report)
+        group: list[Piece] = []
+        size = 0
+        for piece in read_documents(path, settings, report):
+            group.append(piece)
+            size += sum(map(len, piece.texts))
+            if size >= piece_chars:
+                yield group, needs_splitting(report.format), index, size
+                group, size = [], 0
+        if group:
+            yield group, needs_splitting(report.format), index, size
+
+
+def init_tokenize(tokenizer_folder: str, dtype: np.dtype) -> None:
+    state["tokenizer"] = load_tokenizer(tokenizer_folder)
+    state["dtype"] = dtype
+
+
+def tokenize_task(task: tuple) -> Tokenised:
+    """Split a task's texts into sentences (when its format needs it) and tokenise them."""
+    pieces, split, index, chars = task
+    documents: list[list[str]] = []
+    for piece in pieces:
+        sentences = [s for text in piece.texts for s in split_sentences(text)] if split else piece.texts
+        if piece.continues and documents:
+            documents[-1].extend(sentences)
+        else:
+            documents.append(list(sentences))
+    ids = iter(state["tokenizer"].encode_batch([s for doc in documents for s in doc]))
+    per_document = [[next(ids) for _ in doc] for doc in documents]
+    # the first document only continues another if it kept any tokens (empty ones are dropped)
+    continues = pieces[0].continues and any(per_document[0])
+    return Tokenised(Documents.from_ids(per_document, state["dtype"]), continues, index, chars)

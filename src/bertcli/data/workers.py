@@ -1,0 +1,47 @@
+"""Worker processes for corpus building: an ordered, bounded parallel map (or the same in-process).
+
+Results come back in task order, so output never depends on the number of workers; at most
+2 * workers tasks are in flight, so a streamed input is never read far ahead of the results
+(Pool.imap would draw every task from its iterator at once).
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+from typing import Callable, Iterable, Iterator
+
+# Per-process state of the worker functions, set by the initializer (in each worker, or here).
+state: dict = {}
+
+
+class Workers:
+    def __init__(self, workers: int, initializer: Callable, initargs: tuple):
+        self.workers, self.initializer, self.initargs = workers, initializer, initargs
+        self._pool = None
+
+    def __enter__(self) -> "Workers":
+        if self.workers == 1:
+            self.initializer(*self.initargs)
+        else:
+            self._pool = multiprocessing.get_context().Pool(self.workers, self.initializer, self.initargs)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.terminate() if exc[0] else self._pool.close()
+            self._pool.join()
+        state.clear()
+
+    def map(self, function: Callable, tasks: Iterable) -> Iterator:
+        """function(task) for each task, in order."""
+        if self._pool is None:
+            yield from map(function, tasks)
+            return
+        pending: collections.deque = collections.deque()
+        for task in tasks:
+            pending.append(self._pool.apply_async(function, (task,)))
+            if len(pending) >= 2 * self.workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
