@@ -3,7 +3,7 @@
 Masker masks one example per call, which costs more than the rest of corpus building together
 (about 100 µs an example). Here every example of a unit of work is masked in a few array
 operations: each candidate position gets a uniform key, and an example predicts its `num`
-lowest-keyed candidates, a uniformly random subset of the size Google's code takes (its shuffle
+lowest-keyed candidates, a uniformly random subset of the size Masker takes (Google's shuffle
 of the candidates, then the first `num`). The [MASK]/random/unchanged split and the replacement
 draws follow Masker exactly. Whole-word masking stays with Masker (its word choice is sequential).
 """
@@ -59,9 +59,9 @@ def mask_chunk(input_ids: np.ndarray, lengths: np.ndarray, masker: Masker, group
     row = np.repeat(np.arange(n), lengths)
     candidate = ~masker.never_predicted[ids]
     candidates = np.bincount(row[candidate], minlength=n)
-    # as Masker: Google counts [CLS] and [SEP] in len(tokens), and rounds half to even like Python
+    # as Masker: masked_lm_prob of the text tokens (the candidates), rounded half to even like Python
     num = np.minimum(np.minimum(masker.max_predictions,
-                                np.maximum(1, np.round(lengths * masker.masked_lm_prob).astype(np.int64))),
+                                np.maximum(1, np.round(candidates * masker.masked_lm_prob).astype(np.int64))),
                      candidates)
     bounds = offsets_from_lengths(np.array([count for _, count in groups], dtype=np.int64))
     keys = _draw(groups, np.diff(offsets[bounds]))

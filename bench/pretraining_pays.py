@@ -1,0 +1,200 @@
+"""Does bertcli pretraining beat random initialisation on SST-2? (issue 9)
+
+From a fresh clone and ../shared/data, end to end through the CLI: unlabelled pretraining text ->
+tokenizer -> corpus -> pretraining within a fixed step budget -> fine-tuning on SST-2 with a few
+and with all training sentences, for the pretrained model and for the same architecture at random
+initialisation (a 0-step pretrain: same tokenizer, weights as initialised), each over a learning-rate
+grid and several seeds. Prints the medians and writes everything under --out:
+
+  OUT/tok, OUT/corpus, OUT/pretrained (the run, its final/ checkpoint), OUT/scratch,
+  OUT/ft/<size>-<init>-lr<lr>-s<seed>/ (fine-tuned runs; `bertcli eval` takes any of them),
+  OUT/results.jsonl (one line per fine-tune), OUT/summary.json
+
+No label is used anywhere before fine-tuning: the pretraining text is the *sentences* of SST-2's
+training split without their labels (task-adaptive pretraining, Gururangan et al. 2020), and/or
+other unlabelled text (--text).
+
+  .venv/bin/python bench/pretraining_pays.py                      # the shipped recipe
+  .venv/bin/python bench/pretraining_pays.py --steps 600 --out bench/out/pays-short --sizes 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BERTCLI = [sys.executable, "-m", "bertcli"]
+
+
+def main() -> None:
+    args = parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data)
+    text = prepare_text(args.text, data, out)
+    log(f"pretraining text: {', '.join(str(p) for p in text)}")
+    tok, corpus = out / "tok", out / "corpus"
+    if not tok.exists():
+        run("tokenize", "train", "--input", *text, "--out", tok, "--vocab-size", args.vocab_size, "--lowercase")
+    if not corpus.exists():
+        run("build-corpus", args.corpus_recipe, "--input", *text, "--tokenizer", tok, "--out", corpus,
+            "--max-seq-len", args.seq_len, "--objective", args.objective, "--masking", args.masking,
+            "--dupe-factor", args.dupe_factor, "--set", "eval_fraction=0.02")
+    pretrained, scratch = out / "pretrained", out / "scratch"
+    model = ["--preset", args.preset, *sum((["--set", s] for s in args.model_set), [])]
+    started = time.perf_counter()
+    if not (pretrained / "final").exists() and (pretrained / "steps").is_dir():
+        # an interrupted run (Ctrl-C, a scheduler's SIGTERM, a kill) continues exactly where it stopped
+        run("pretrain", "--out", pretrained, "--resume", "--set", f"runtime.threads={args.threads}")
+    elif not (pretrained / "final").exists():
+        run("pretrain", args.pretrain_recipe, "--corpus", corpus, "--out", pretrained, *model,
+            "--max-steps", args.steps, "--lr", args.pretrain_lr, "--batch-size", args.batch_size,
+            "--set", f"runtime.threads={args.threads}", "--set", "runtime.progress=plain")
+    pretrain_seconds = time.perf_counter() - started
+    if not (scratch / "final").exists():
+        run("pretrain", args.pretrain_recipe, "--corpus", corpus, "--out", scratch, *model, "--max-steps", 0,
+            "--set", "runtime.progress=none")
+
+    train = data / "glue/sst2/train.tsv"
+    dev = data / "glue/sst2/dev.tsv"
+    results_path = out / "results.jsonl"
+    done = {(r["size"], r["init"], r["lr"], r["seed"]): r for r in read_jsonl(results_path)}
+    summary = {"pretrain_seconds_this_call": round(pretrain_seconds, 1), "args": vars(args), "rows": []}
+    for size in args.sizes:
+        train_file = subset(train, size, out)
+        epochs = args.epochs_low if size != "full" else args.epochs_full
+        for init, ckpt in (("pretrained", pretrained), ("scratch", scratch)):
+            scores = {}
+            for lr in args.lrs:
+                cheap = args.select_on_first_seed and size == "full"
+                seeds = args.seeds[:1] if cheap else args.seeds
+                scores[lr] = [finetune(done, results_path, out, ckpt, init, size, train_file, dev, lr, seed,
+                                       epochs, args) for seed in seeds]
+            best_lr = max(args.lrs, key=lambda lr: statistics.median(scores[lr]))
+            if args.select_on_first_seed and size == "full":
+                scores[best_lr] += [finetune(done, results_path, out, ckpt, init, size, train_file, dev, best_lr,
+                                             seed, epochs, args) for seed in args.seeds[1:]]
+            row = {"size": size, "init": init, "best_lr": best_lr, "dev_accuracy_by_seed": scores[best_lr],
+                   "median": statistics.median(scores[best_lr]),
+                   "spread": max(scores[best_lr]) - min(scores[best_lr]),
+                   "grid_medians": {str(lr): statistics.median(v) for lr, v in scores.items()}}
+            summary["rows"].append(row)
+            log(f"{size:>5} {init:<10} best lr {best_lr:g}: median dev accuracy {row['median']:.4f} "
+                f"(seeds {', '.join(f'{s:.4f}' for s in scores[best_lr])})")
+    held_out = json.loads(run("eval", pretrained, "--data", corpus, "--json", capture=True))
+    summary["pretrained_held_out"] = held_out
+    by = {(r["size"], r["init"]): r for r in summary["rows"]}
+    for size in args.sizes:
+        gap = by[(size, "pretrained")]["median"] - by[(size, "scratch")]["median"]
+        summary[f"gain_{size}"] = gap
+        log(f"SST-2 {size}: pretrained - random = {100 * gap:+.2f} points (medians of {len(args.seeds)} seeds)")
+    log(f"held-out MLM accuracy of the pretrained model: {held_out['mlm_accuracy']:.4f}")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def finetune(done: dict, results_path: Path, out: Path, ckpt: Path, init: str, size, train_file: Path, dev: Path,
+             lr: float, seed: int, epochs: float, args) -> float:
+    key = (size, init, lr, seed)
+    if key in done:
+        return done[key]["best_dev_accuracy"]
+    folder = out / "ft" / f"{size}-{init}-lr{lr:g}-s{seed}"
+    started = time.perf_counter()
+    run("finetune", args.finetune_recipe, "--init", ckpt, "--out", folder, "--train", train_file, "--dev", dev,
+        "--epochs", epochs, "--lr", lr, "--seed", seed, "--set", "runtime.progress=none")
+    dev_rows = [r for r in read_jsonl(folder / "metrics.jsonl") if r.get("split") == "dev"]
+    record = {"size": size, "init": init, "lr": lr, "seed": seed, "epochs": epochs,
+              "best_dev_accuracy": max(r["accuracy"] for r in dev_rows),
+              "last_dev_accuracy": dev_rows[-1]["accuracy"], "seconds": round(time.perf_counter() - started, 1)}
+    with open(results_path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    done[key] = record
+    return record["best_dev_accuracy"]
+
+
+def prepare_text(kinds: list[str], data: Path, out: Path) -> list[Path]:
+    """Unlabelled pretraining text files; SST-2's sentences become one document each."""
+    files = []
+    for kind in kinds:
+        if kind == "sst2":
+            path = out / "sst2_train_sentences.txt"
+            if not path.exists():
+                lines = (data / "glue/sst2/train.tsv").read_text(encoding="utf-8").splitlines()[1:]
+                # the label column is dropped here: only the text is pretraining material
+                path.write_text("".join(line.split("\t")[0].strip() + "\n\n" for line in lines), encoding="utf-8")
+            files.append(path)
+        elif kind == "gutenberg":
+            files.extend(sorted((data / "corpus/gutenberg").glob("*.txt")))
+        elif kind == "wikitext":
+            files.append(data / "corpus/wikitext2/valid.txt")
+        else:
+            raise SystemExit(f"--text {kind}: expected sst2, gutenberg or wikitext")
+    return files
+
+
+def subset(train: Path, size, out: Path) -> Path:
+    if size == "full":
+        return train
+    path = out / f"sst2_train_first{size}.tsv"
+    if not path.exists():
+        lines = train.read_text(encoding="utf-8").splitlines(keepends=True)
+        path.write_text("".join(lines[:int(size) + 1]), encoding="utf-8")
+    return path
+
+
+def run(*args, capture: bool = False) -> str:
+    command = BERTCLI + [str(a) for a in args]
+    log("$ bertcli " + " ".join(str(a) for a in args))
+    result = subprocess.run(command, cwd=ROOT, text=True, stdout=subprocess.PIPE if capture else None)
+    if result.returncode != 0:
+        raise SystemExit(f"failed ({result.returncode}): {' '.join(command)}")
+    return result.stdout or ""
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="bench/out/pays")
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--text", nargs="+", default=["sst2"], help="sst2 | gutenberg | wikitext (several mix)")
+    p.add_argument("--vocab-size", type=int, default=8000)
+    p.add_argument("--objective", default="mlm", choices=["mlm", "mlm_nsp"])
+    p.add_argument("--masking", default="dynamic", choices=["dynamic", "static"])
+    p.add_argument("--dupe-factor", type=int, default=1)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--corpus-recipe", default="recipes/corpus/default.yaml")
+    p.add_argument("--pretrain-recipe", default="recipes/pretrain/sst2-tapt.yaml")
+    p.add_argument("--finetune-recipe", default="recipes/finetune/sst2.yaml")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--model-set", nargs="*", default=[], help="extra --set for pretraining, e.g. model.dropout=0")
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--pretrain-lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=0, help="torch threads for pretraining (0: torch's default)")
+    p.add_argument("--sizes", nargs="+", default=["2000", "full"])
+    p.add_argument("--lrs", nargs="+", type=float, default=[1e-4, 3e-4, 1e-3])
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    p.add_argument("--epochs-low", type=float, default=10)
+    p.add_argument("--epochs-full", type=float, default=2)
+    p.add_argument("--full-grid-all-seeds", dest="select_on_first_seed", action="store_false",
+                   help="run every seed at every lr on the full training set too (by default the lr for the "
+                        "full set is picked on the first seed, then the other seeds run at that lr only)")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    main()
