@@ -49,8 +49,19 @@ def train_rows(run: Path) -> list[dict]:
     return [r for r in rows if r["split"] == "train"]
 
 
-def test_torchrun_two_processes_equal_one_process(corpus, tmp_path):
-    common = ["pretrain", "--corpus", str(corpus), *TINY, *NO_DROPOUT, "--set", "train.max_steps=4",
+@pytest.fixture(scope="module")
+def mlm_corpus(tmp_path_factory, tokenizer_dir, text_files) -> Path:
+    """Packed MLM-only examples with dynamic masking: no NSP head loss, masks drawn per example."""
+    out = tmp_path_factory.mktemp("mlm") / "corpus"
+    assert cli("build-corpus", "--input", *text_files, "--tokenizer", tokenizer_dir, "--out", out,
+               "--max-seq-len", 64, "--dupe-factor", 1, "--objective", "mlm", "--masking", "dynamic") == 0
+    return out
+
+
+@pytest.mark.parametrize("kind", ["mlm_nsp", "mlm_dynamic"])
+def test_torchrun_two_processes_equal_one_process(kind, corpus, mlm_corpus, tmp_path):
+    data = corpus if kind == "mlm_nsp" else mlm_corpus
+    common = ["pretrain", "--corpus", str(data), *TINY, *NO_DROPOUT, "--set", "train.max_steps=4",
               "--set", "train.batch_size=8", "--set", "runtime.device=cpu"]
     one, two = tmp_path / "one", tmp_path / "two"
     assert cli(*common, "--out", one) == 0
@@ -60,8 +71,9 @@ def test_torchrun_two_processes_equal_one_process(corpus, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = train_rows(one), train_rows(two)
     assert [r["step"] for r in b] == [1, 2, 3, 4]
+    keys = ("loss", "mlm_loss", "nsp_loss") if kind == "mlm_nsp" else ("loss", "mlm_loss")
     for ra, rb in zip(a, b):
-        for key in ("loss", "mlm_loss", "nsp_loss"):
+        for key in keys:
             assert rb[key] == pytest.approx(ra[key], rel=1e-5)
         assert rb["tokens"] == ra["tokens"]
     wa, wb = load_file(str(one / "final" / "model.safetensors")), load_file(str(two / "final" / "model.safetensors"))

@@ -191,7 +191,9 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
                                  hardware=hardware(device))
     barrier()
 
-    wrapped = DistributedDataParallel(model) if world > 1 else model
+    # Without NSP (an MLM-only corpus) the pooler and NSP head get no gradient; DDP must be told,
+    # or it waits for their gradients forever.
+    wrapped = DistributedDataParallel(model, find_unused_parameters=not reader.has_nsp) if world > 1 else model
     compiled = torch.compile(wrapped) if cfg.runtime.compile else wrapped
     total = horizon(cfg, reader)
     batches = EpochBatches(len(reader), cfg.train.batch_size, cfg.train.seed)
