@@ -7,7 +7,7 @@ import pytest
 
 from bertcli.data.documents import Documents
 from bertcli.data.masking import KEPT, MASKED, RANDOM, Masker
-from bertcli.data.pairs import document_pairs, truncate_pair
+from bertcli.data.pairs import NspBalance, document_pairs, truncate_pair
 
 PAD, UNK, CLS, SEP, MASK = range(5)
 SPECIALS = frozenset(range(5))
@@ -89,9 +89,11 @@ def synthetic_documents(rng, num_docs: int = 20, sentences=(5, 40), tokens=(1, 2
 
 def pairs_of(docs, max_num_tokens, short_seq_prob=0.1, random_next_prob=0.5, seed=0):
     out = []
+    balance = NspBalance(random_next_prob)
     for d in range(docs.num_documents):
         rng = np.random.default_rng([seed, d])
-        out += [(d, p) for p in document_pairs(docs, d, rng, max_num_tokens, short_seq_prob, random_next_prob)]
+        out += [(d, p) for p in document_pairs(docs, d, rng, max_num_tokens, short_seq_prob, random_next_prob,
+                                               balance)]
     return out
 
 
@@ -120,7 +122,16 @@ def test_pairs_follow_the_nsp_rules():
                 assert p.a_start in sentence_starts and p.b_stop in sentence_starts
     # pooled over several seeds: one seed's 100-odd pairs vary by +-0.04
     random_share = np.mean([p.is_random for seed in range(6) for _, p in pairs_of(docs, max_num_tokens, seed=seed)])
-    assert 0.45 < random_share < 0.62  # 0.5, plus chunks of one segment, which are always random
+    assert 0.47 < random_share < 0.53  # single-segment chunks' forced random pairs are balanced out
+
+
+@pytest.mark.parametrize("random_next_prob", [0.5, 0.3])
+def test_nsp_balance_holds_with_many_single_segment_chunks(random_next_prob):
+    # long sentences against a short target: many chunks hold one segment and must be random
+    docs = synthetic_documents(np.random.default_rng(4), num_docs=60, sentences=(2, 30), tokens=(5, 30))
+    shares = [p.is_random for seed in range(4)
+              for _, p in pairs_of(docs, 50, random_next_prob=random_next_prob, seed=seed)]
+    assert abs(np.mean(shares) - random_next_prob) < 0.02, np.mean(shares)
 
 
 def test_random_next_puts_unused_segments_back():

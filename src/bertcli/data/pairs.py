@@ -5,6 +5,14 @@ first `a_end` segments of a chunk are A. B is the rest of the chunk ("is next"),
 probability `random_next_prob` and always when the chunk is a single segment, a run of segments
 from a random other document ("random next"), in which case the chunk's unused segments are put
 back to start the next chunk. Both A and B are contiguous token ranges, so a pair is six integers.
+
+Balance: Google's rule makes every single-segment chunk (a document's last sentence, a sentence
+that fills the target alone) a random pair on top of the random_next_prob of the others, which
+tips the labels (53 % random on WikiText-2, more on short documents). Here each document keeps
+its random pairs at random_next_prob of its chunks so far (an NspBalance): a chunk that has a
+choice is random when a random pair is owed, "is next" when there is a surplus, and random with the
+owed fraction in between. Which chunk gets which label stays random, and a document's pairs still
+depend on nothing but its own generator.
 """
 
 from __future__ import annotations
@@ -25,9 +33,26 @@ class Pair(NamedTuple):
     is_random: bool
 
 
+class NspBalance:
+    """Random pairs owed: random_next_prob for every chunk made, less one for every random pair."""
+
+    def __init__(self, random_next_prob: float):
+        self.p, self.owed = random_next_prob, 0.0
+
+    def is_random(self, forced: bool, u) -> bool:
+        self.owed += self.p
+        if forced or self.owed >= 1 or (self.owed > 0 and u() < self.owed):
+            self.owed -= 1
+            return True
+        return False
+
+
 def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_tokens: int,
-                   short_seq_prob: float, random_next_prob: float) -> list[Pair]:
-    """The NSP pairs of document `d`; B of a random pair comes from another document of `docs`."""
+                   short_seq_prob: float, random_next_prob: float, balance: NspBalance | None = None) -> list[Pair]:
+    """The NSP pairs of document `d`; B of a random pair comes from another document of `docs`.
+    `balance` may carry the label balance over several documents (tests); by default each
+    document balances its own."""
+    balance = balance or NspBalance(random_next_prob)
     first, end = int(docs.document_offsets[d]), int(docs.document_offsets[d + 1])
     # plain Python ints and uniforms drawn in blocks: this loop runs once per chunk of every
     # document, and numpy scalar calls would cost more than the rest of it
@@ -44,7 +69,7 @@ def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_to
             # B at least one when the chunk has two or more.
             a_end = chunk_start + (1 if segments == 1 else 1 + int(u() * (segments - 1)))
             a_start, a_stop = offsets[chunk_start], offsets[a_end]
-            if segments == 1 or u() < random_next_prob:
+            if balance.is_random(segments == 1, u):
                 b_document = _other_document(u, d, docs.num_documents)
                 b_start, b_stop = _random_segments(docs, b_document, target - (a_stop - a_start), u)
                 i = a_end - 1  # put the unused segments back: they start the next chunk
