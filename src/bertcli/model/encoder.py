@@ -94,11 +94,23 @@ class BertEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns the last hidden states (B, T, H) and the pooled [CLS] feature (B, H)."""
+        for x in self.layer_states(input_ids, token_type_ids, attention_mask):
+            pass
+        return x, self.pooler(x)
+
+    def layer_states(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                     attention_mask: torch.Tensor | None = None):
+        """Yields the embedding output, then each layer's output (B, T, H): num_layers + 1 tensors.
+
+        Feature-based use (Devlin et al. 2019, section 5.3) reads chosen layers from here, so that
+        forward() needs no "return every layer" switch.
+        """
         x = self.embeddings(input_ids, token_type_ids)
+        yield x
         mask = attention_bias(attention_mask)
         for layer in self.layers:
             x = layer(x, mask)
-        return x, self.pooler(x)
+            yield x
 
 
 def attention_bias(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
