@@ -44,7 +44,7 @@ def read_conll(path: str | Path, need_labels: bool = True) -> TaggedSentences:
         elif len(fields) != columns:
             raise UserError(f"{path}:{number}: {len(fields)} columns but earlier lines have {columns} "
                             f"({line.strip()!r}); fix that line (words with spaces are not allowed)")
-        if columns >= 2 and not _looks_like_tag(fields[-1]):
+        if columns >= 2 and not looks_like_tag(fields[-1]):
             raise UserError(f"{path}:{number}: tag {fields[-1]!r} is not O or B-/I-/E-/S-TYPE; the last column "
                             f"must hold the IOB tag")
         if not current_words:
@@ -59,7 +59,7 @@ def read_conll(path: str | Path, need_labels: bool = True) -> TaggedSentences:
     return TaggedSentences(path, words, tags if columns and columns >= 2 else None, lines)
 
 
-def _looks_like_tag(tag: str) -> bool:
+def looks_like_tag(tag: str) -> bool:
     return tag == "O" or (len(tag) > 2 and tag[0] in "BIES" and tag[1] == "-")
 
 

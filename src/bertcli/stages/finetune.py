@@ -66,6 +66,9 @@ def run(cfg: FinetuneConfig) -> Path:
     if cfg.data.max_seq_len > ckpt.config.max_position_embeddings:
         raise UserError(f"data.max_seq_len {cfg.data.max_seq_len} exceeds the model's "
                         f"{ckpt.config.max_position_embeddings} positions; lower --max-seq-len")
+    if cfg.mode == "features" and cfg.features.layers.endswith("last_four") and ckpt.config.num_layers < 4:
+        raise UserError(f"features.layers={cfg.features.layers} needs at least 4 layers; {ckpt.folder} has "
+                        f"{ckpt.config.num_layers}. Choose last, second_to_last or embeddings")
     prepared = prepare(cfg, ckpt)
     configure(cfg.runtime.threads)
     seeds = cfg.seeds or [cfg.train.seed]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from bertcli.data.conll import looks_like_tag
 from bertcli.errors import UserError
 from bertcli.tasks import TASKS, Task, TaskSettings, get_task
 
@@ -52,13 +53,15 @@ def check_data_kind(task: str, path) -> None:
         return
     with open(path, "rb") as handle:
         head = handle.read(4096).decode("utf-8", errors="replace").lstrip("\ufeff").lstrip()
-    first = head.split("\n", 1)[0]
+    fields = head.split("\n", 1)[0].split()
     if head.startswith("{") and '"data"' in head:
         kind, what = "qa", "SQuAD JSON"
-    elif "\t" in first or path.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
+    elif fields and (fields[0] == "-DOCSTART-" or (len(fields) >= 2 and looks_like_tag(fields[-1]))):
+        kind, what = "ner", "CoNLL (word and tag per line)"
+    elif "\t" in head.split("\n", 1)[0] or path.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
         kind, what = "cls/regression", "a table of examples"
     else:
-        kind, what = "ner", "CoNLL (word and tag per line)"
+        return
     if task not in kind.split("/"):
         raise UserError(f"{path}: looks like {what}, data for --task {kind}, but the checkpoint is fine-tuned "
                         f"for {task}; give data for {task} or a checkpoint fine-tuned for {kind}")
