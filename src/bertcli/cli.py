@@ -234,15 +234,22 @@ def embed(
                                               "included; longer texts are truncated (default 128, or the "
                                               "model's positions if fewer)."),
     device: str = typer.Option("auto", "--device", help="auto|cpu|cuda."),
+    layers: str = typer.Option("last", "--layers", help="last | second_to_last | sum_last_four | "
+                               "concat_last_four | embeddings."),
+    tokens: bool = typer.Option(False, "--tokens", help="A vector per token instead of one per line."),
+    npy: Optional[Path] = typer.Option(None, "--npy", help="Write the vectors to this .npy; JSON lines then "
+                                       "give each line's row (or rows, with --tokens)."),
+    fast: bool = typer.Option(False, "--fast", help="int8 linear layers (CPU): faster, slightly different."),
 ):
-    """Sentence vectors: for each input line, one JSON line {"embedding": <list of floats>} on stdout.
+    """Vectors: for each input line, one JSON line on stdout ({"embedding": [...]}, or with --tokens
+    {"tokens": [...], "vectors": [[...], ...]}).
 
     Output line i belongs to input line i (empty lines too). Messages go to stderr.
     """
     from bertcli.stages import embed as stage
 
     stage.run(checkpoint, file, pooling=pooling, normalize=normalize, batch_size=batch_size,
-              max_seq_len=max_seq_len, device=device)
+              max_seq_len=max_seq_len, device=device, layers=layers, tokens=tokens, npy=npy, fast=fast)
 
 
 def _int_list(value: Optional[str], flag: str) -> Optional[List[int]]:

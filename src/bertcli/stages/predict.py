@@ -21,7 +21,7 @@ from pathlib import Path
 from bertcli.checkpoint import load_checkpoint
 from bertcli.data.text import iter_text_lines
 from bertcli.errors import UserError
-from bertcli.runtime import console, pick_device
+from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tasks.loading import load_task_model
 from bertcli.train.evaluation import forward_all
 
@@ -55,10 +55,3 @@ def run(checkpoint: Path, file: str = "-", task: str | None = None, batch_size: 
     console.print(f"predicted {count:,} lines with {ckpt.folder} ({ckpt.task}{', int8 linear layers' if fast else ''})")
     return count
 
-
-def quantize_linear(model):
-    """Dynamic int8 quantisation of the linear layers (weights int8, activations quantised per batch):
-    the opt-in fast path on CPU. Changes results slightly; the default stays exact fp32."""
-    import torch
-
-    return torch.ao.quantization.quantize_dynamic(model.cpu(), {torch.nn.Linear}, dtype=torch.qint8)
