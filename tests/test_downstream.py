@@ -194,7 +194,7 @@ def test_features_mode_bilstm_tagger_and_linear_probe(sp_model, data, tmp_path, 
     out = tmp_path / "feat-ner"
     code, _, err = run_cli(capsys, "finetune", "--task", "ner", "--mode", "features", "--layers", "concat_last_four",
                            "--init", sp_model, "--train", data["ner"][0], "--dev", data["ner"][1], "--out", out,
-                           "--epochs", 2, "--set", "runtime.progress=none")
+                           "--epochs", 2, "--set", "runtime.progress=none", "--set", "features.lstm_size=16")
     assert code == 0, err
     weights = load_checkpoint(out).state_dict()
     assert weights["head.lstm.weight_ih_l0"].shape[1] == 4 * 32  # four layers concatenated
@@ -338,3 +338,30 @@ def test_wrong_task_checkpoint_is_refused(sp_model, data, tmp_path, capsys):
     ]:
         code, _, err = run_cli(capsys, *args)
         assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_embed_tokens_layers_and_npy(sp_model, tmp_path, capsys):
+    import numpy as np
+
+    path = tmp_path / "in.txt"
+    path.write_text("the if statement\n\na longer line of text for the loop\n")
+    code, stdout, err = run_cli(capsys, "embed", sp_model, path, "--tokens", "--layers", "concat_last_four",
+                                "--npy", tmp_path / "v.npy")
+    assert code == 0, err
+    records = [json.loads(line) for line in stdout.splitlines()]
+    array = np.load(tmp_path / "v.npy")
+    assert len(records) == 3 and array.shape == (records[-1]["rows"][1], 4 * 32)
+    assert records[1]["tokens"] == ["[CLS]", "[SEP]"]  # an empty line still gets its line
+    code, stdout, _ = run_cli(capsys, "embed", sp_model, path, "--tokens", "--layers", "second_to_last")
+    vectors = np.asarray(json.loads(stdout.splitlines()[0])["vectors"])
+    start, end = records[0]["rows"]
+    assert np.allclose(vectors, array[start:end, 2 * 32:3 * 32], atol=1e-6)  # layer 3 of 4 = second to last
+    code, stdout, _ = run_cli(capsys, "embed", sp_model, path, "--npy", tmp_path / "s.npy", "--normalize")
+    assert [json.loads(line) for line in stdout.splitlines()] == [{"row": 0}, {"row": 1}, {"row": 2}]
+    sentences = np.load(tmp_path / "s.npy")
+    assert sentences.shape == (3, 32) and np.allclose(np.linalg.norm(sentences, axis=1), 1, atol=1e-5)
+    code, stdout, _ = run_cli(capsys, "embed", sp_model, path, "--normalize", "--fast")
+    fast = np.asarray([json.loads(line)["embedding"] for line in stdout.splitlines()])
+    assert code == 0 and (fast * sentences).sum(1).min() > 0.99  # int8 stays close to fp32
+    code, _, err = run_cli(capsys, "embed", sp_model, path, "--pooling", "pooler", "--layers", "last", "--tokens")
+    assert code == 2 and "--pooling pooler" in err
