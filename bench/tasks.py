@@ -266,6 +266,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench/out/tasks")
     parser.add_argument("--small", action="store_true", help="smaller subsets (a shared, busy machine)")
     parser.add_argument("--only", default="", help="comma-separated parts: finetune,features,speed")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ",".join(TASKS))
     args = parser.parse_args()
     if args.command == "hf":
         return hf_main(args)
@@ -284,7 +285,7 @@ def main() -> None:
         results_path.write_text(json.dumps(results, indent=2) + "\n")
 
     if "finetune" in parts:
-        for name in TASKS:
+        for name in args.tasks.split(","):
             ours = bertcli_finetune(name, files[name], ckpt, out)
             theirs = hf_finetune(name, files[name], ckpt)
             results.setdefault("finetune", {})[name] = {"bertcli": ours, "hf": theirs}
