@@ -30,7 +30,7 @@ def test_masking_statistics_follow_bert():
         a_len = int(rng.integers(1, n - 3))
         original = make_example(rng, n, a_len)
         ids = original.copy()
-        positions, labels, kinds = masker(ids, a_len, rng)
+        positions, labels, kinds = masker(ids, rng)
         # create_pretraining_data.py: num_to_predict over len(tokens), specials included, capped
         assert len(positions) == min(20, max(1, round(n * 0.15)))
         assert np.all(np.diff(positions) > 0), "positions are sorted and distinct"
@@ -56,7 +56,7 @@ def test_random_replacements_are_never_special_and_cover_the_vocabulary():
     for _ in range(500):
         original = make_example(rng, 60, 20, vocab=50)
         ids = original.copy()
-        positions, _, _ = masker(ids, 20, rng)
+        positions, _, _ = masker(ids, rng)
         replaced = ids[positions]
         drawn |= set(replaced[(replaced != MASK) & (replaced != original[positions])].tolist())
     assert drawn <= set(range(5, 50)), "only ordinary tokens, never [PAD] [UNK] [CLS] [SEP] [MASK]"
@@ -67,7 +67,7 @@ def test_masked_share_is_fifteen_percent_without_the_cap():
     rng = np.random.default_rng(2)
     masker = Masker(VOCAB, SPECIALS, MASK, masked_lm_prob=0.15, max_predictions=512)
     n, a_len = 512, 200
-    predicted = [len(masker(make_example(rng, n, a_len), a_len, rng).positions) for _ in range(50)]
+    predicted = [len(masker(make_example(rng, n, a_len), rng).positions) for _ in range(50)]
     assert set(predicted) == {round(512 * 0.15)}
 
 

@@ -81,14 +81,21 @@ def build_corpus(
     dupe_factor: Optional[int] = typer.Option(None, "--dupe-factor", help="Copies with different masks (default 10)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 12345)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (output is the same for any)."),
+    objective: Optional[str] = typer.Option(None, "--objective", help="mlm_nsp (BERT's sentence pairs, default) "
+                                            "| mlm (full-length packed sequences, no NSP)."),
+    masking: Optional[str] = typer.Option(None, "--masking", help="static (masked once per dupe copy, default) "
+                                          "| dynamic (masked anew each time pretraining reads an example)."),
+    whole_word_mask: Optional[bool] = typer.Option(None, "--whole-word-mask/--no-whole-word-mask",
+                                                   help="Mask all pieces of a word together."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
 ):
-    """Documents -> sentence pairs -> masked MLM/NSP examples, as memory-mappable shards."""
+    """Documents -> sentence pairs or packed sequences -> masked examples, as memory-mappable shards."""
     from bertcli.config import BuildCorpusConfig, load_config
     from bertcli.stages import build_corpus as stage
 
     flags = {"input": [str(p) for p in input] or None, "tokenizer": _str(tokenizer), "out": _str(out),
-             "max_seq_len": max_seq_len, "dupe_factor": dupe_factor, "seed": seed, "workers": workers}
+             "max_seq_len": max_seq_len, "dupe_factor": dupe_factor, "seed": seed, "workers": workers,
+             "objective": objective, "masking": masking, "whole_word_mask": whole_word_mask}
     stage.run(load_config(BuildCorpusConfig, config, set_, flags))
 
 
@@ -98,11 +105,13 @@ def inspect(
     dump: int = typer.Option(0, "--dump", help="Corpus: write N examples as JSON lines to stdout."),
     json_: bool = typer.Option(False, "--json", help="Machine-readable description on stdout."),
     split: str = typer.Option("train", "--split", help="Corpus split for --dump (train or eval)."),
+    epoch: int = typer.Option(0, "--epoch", min=0, help="Dynamically masked corpus: dump the masks "
+                              "pretraining draws in this epoch."),
 ):
     """Describe a bertcli folder; --dump N prints corpus examples as JSON lines."""
     from bertcli.stages import inspect as stage
 
-    stage.run(folder, dump=dump, as_json=json_, split=split)
+    stage.run(folder, dump=dump, as_json=json_, split=split, epoch=epoch)
 
 
 @app.command("pretrain")

@@ -166,6 +166,16 @@ class BuildCorpusConfig:
     # (Google's README: set it to about max_seq_len * masked_lm_prob; 20 for 128, 77 for 512).
     max_predictions_per_seq: Optional[int] = None
     random_next_prob: float = 0.5  # share of NSP pairs whose B comes from another document
+    # mlm_nsp: [CLS] A [SEP] B [SEP] pairs for masked LM + next sentence prediction (BERT);
+    # mlm: full-length sequences packed across sentences and documents, [SEP] between documents,
+    # no NSP (RoBERTa's FULL-SENTENCES): the objective for short independent texts
+    objective: Literal["mlm_nsp", "mlm"] = "mlm_nsp"
+    # static: masks drawn once per dupe_factor copy at build time (BERT); dynamic: drawn each time
+    # pretraining reads an example, from (seed, epoch, example), so resume stays exact (RoBERTa)
+    masking: Literal["static", "dynamic"] = "static"
+    whole_word_mask: bool = False  # mask all pieces of a word together (Google's do_whole_word_mask)
+    mask_token_prob: float = 0.8  # of the predicted tokens: replaced by [MASK] ...
+    random_token_prob: float = 0.1  # ... by a random token; the rest are left unchanged
     dupe_factor: int = 10
     seed: int = 12345
     workers: int = 1
@@ -183,6 +193,9 @@ class BuildCorpusConfig:
         require(self.max_predictions_per_seq is None or self.max_predictions_per_seq > 0,
                 "max_predictions_per_seq", "must be > 0 (or null for max_seq_len * masked_lm_prob)")
         require(0 <= self.random_next_prob <= 1, "random_next_prob", "must be in [0, 1]")
+        require(0 <= self.mask_token_prob <= 1, "mask_token_prob", "must be in [0, 1]")
+        require(0 <= self.random_token_prob <= 1 - self.mask_token_prob, "random_token_prob",
+                f"must be in [0, 1 - mask_token_prob] = [0, {1 - self.mask_token_prob:g}]")
         require(self.dupe_factor > 0, "dupe_factor", f"must be > 0, got {self.dupe_factor}")
         require(self.workers > 0, "workers", f"must be > 0, got {self.workers}")
         require(self.shard_size > 0, "shard_size", "must be > 0")

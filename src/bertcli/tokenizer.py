@@ -61,6 +61,19 @@ class Tokenizer:
     def decode(self, ids: list[int]) -> str:
         raise NotImplementedError
 
+    def word_start_table(self) -> "np.ndarray":
+        """(vocab_size,) bool: does a piece begin a word? For whole-word masking. Special tokens
+        count as word starts (they are never masked, and the piece after one starts a word)."""
+        import numpy as np
+
+        table = np.array([self._begins_word(self.id_to_piece(i)) for i in range(self.vocab_size)], dtype=bool)
+        table[sorted(self.special_ids)] = True
+        return table
+
+    @staticmethod
+    def _begins_word(piece: str) -> bool:
+        raise NotImplementedError
+
     def files(self) -> list[str]:
         """The backend files that define the tokenizer (besides tokenizer_config.json)."""
         return list(self.settings["files"])
@@ -111,6 +124,10 @@ class SentencePieceTokenizer(Tokenizer):
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode([i for i in ids if i not in self.special_ids])
 
+    @staticmethod
+    def _begins_word(piece: str) -> bool:
+        return piece.startswith("\u2581")  # SentencePiece's word-boundary marker
+
 
 class WordPieceTokenizer(Tokenizer):
     """BERT's WordPiece, run by the `tokenizers` library from a serialised tokenizer.json.
@@ -140,6 +157,10 @@ class WordPieceTokenizer(Tokenizer):
 
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode(ids, skip_special_tokens=True)
+
+    @staticmethod
+    def _begins_word(piece: str) -> bool:
+        return not piece.startswith("##")  # WordPiece marks continuations, not starts
 
 
 BACKENDS: dict[str, type[Tokenizer]] = {"sentencepiece": SentencePieceTokenizer, "wordpiece": WordPieceTokenizer}

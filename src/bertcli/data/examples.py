@@ -8,7 +8,7 @@ import numpy as np
 
 from bertcli.data.arrays import offsets_from_lengths, take_rows
 from bertcli.data.documents import Documents
-from bertcli.data.masking import Masker
+from bertcli.data.masking import Masker, Prediction
 from bertcli.data.pairs import document_pairs
 
 
@@ -44,13 +44,17 @@ class Examples:
                         self.next_sentence_labels[rows], self.document_ids[rows], self.replacements)
 
 
+# What an unmasked example predicts: nothing (its masks are drawn when pretraining reads it).
+UNMASKED = Prediction(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(3, np.int64))
+
 _ROW_FIELDS = ("input_ids", "lengths", "a_lens", "mlm_positions", "mlm_labels", "mlm_counts",
                "next_sentence_labels", "document_ids")
 
 
 def make_examples(docs: Documents, documents: range, rngs, max_seq_len: int, short_seq_prob: float,
-                  random_next_prob: float, masker: Masker, cls_id: int, sep_id: int) -> Examples:
+                  random_next_prob: float, masker: Masker | None, cls_id: int, sep_id: int) -> Examples:
     """The masked examples of the given documents; `rngs(d)` is document d's random generator.
+    With no masker (dynamic masking) the examples are left unmasked and predict nothing.
 
     Like create_instances_from_document, pairs and their masks are drawn from one generator per
     document, so a document's examples do not depend on which process made them.
@@ -66,7 +70,7 @@ def make_examples(docs: Documents, documents: range, rngs, max_seq_len: int, sho
             ids[0], ids[a_len + 1], ids[-1] = cls_id, sep_id, sep_id
             ids[1:a_len + 1] = docs.tokens[pair.a_start:pair.a_stop]
             ids[a_len + 2:-1] = docs.tokens[pair.b_start:pair.b_stop]
-            prediction = masker(ids, a_len, rng)
+            prediction = masker(ids, rng) if masker is not None else UNMASKED
             ids_parts.append(ids)
             positions_parts.append(prediction.positions)
             labels_parts.append(prediction.labels)
@@ -82,7 +86,7 @@ def make_examples(docs: Documents, documents: range, rngs, max_seq_len: int, sho
         lengths=np.array(lengths, dtype=np.int32),
         a_lens=np.array(a_lens, dtype=np.int32),
         mlm_positions=np.concatenate(positions_parts).astype(np.int32) if positions_parts else np.zeros(0, np.int32),
-        mlm_labels=np.concatenate(labels_parts) if labels_parts else np.zeros(0, token_dtype),
+        mlm_labels=np.concatenate(labels_parts).astype(token_dtype) if labels_parts else np.zeros(0, token_dtype),
         mlm_counts=np.array(mlm_counts, dtype=np.int32),
         next_sentence_labels=np.array(nsp, dtype=np.uint8),
         document_ids=np.array(doc_ids, dtype=np.int32).reshape(-1, 2),

@@ -24,7 +24,9 @@ import numpy as np
 
 from bertcli import artifacts
 from bertcli.data.arrays import offsets_from_lengths
+from bertcli.data.dynamic_masking import mask_batch
 from bertcli.data.examples import Examples
+from bertcli.data.masking import Masker, MaskingRule
 from bertcli.errors import UserError
 
 SHARD_FILES = ("input_ids", "offsets", "a_lens", "mlm_positions", "mlm_labels", "mlm_offsets",
@@ -85,6 +87,11 @@ class CorpusReader:
         self.max_predictions: int = self.manifest["max_predictions_per_seq"]
         self.special_ids: dict[str, int] = self.manifest["special_ids"]
         self.pad_id: int = self.special_ids["[PAD]"]
+        # Corpora from before these settings existed are MLM + NSP with static masks.
+        self.objective: str = self.manifest.get("objective", "mlm_nsp")
+        self.masking: str = self.manifest.get("masking", "static")
+        self.has_nsp = self.objective == "mlm_nsp"
+        self._masker = None  # made on first use, for dynamic masking
         self._entries = splits[split]["shards"]
         counts = np.array([entry["examples"] for entry in self._entries], dtype=np.int64)
         self._starts = offsets_from_lengths(counts)
@@ -101,9 +108,14 @@ class CorpusReader:
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_shards": None}  # memory maps are reopened, not pickled
 
-    def batch(self, indices) -> dict[str, np.ndarray]:
-        """Examples `indices` padded to the longest in the batch (tokens) and the most predictions."""
-        rows = [self._row(i) for i in np.asarray(indices, dtype=np.int64).reshape(-1)]
+    def batch(self, indices, epochs=None) -> dict[str, np.ndarray]:
+        """Examples `indices` padded to the longest in the batch (tokens) and the most predictions.
+
+        `epochs` (one per index, default 0) picks the masks of a dynamically masked corpus. A corpus
+        without NSP (objective mlm) gives no next_sentence_label.
+        """
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        rows = [self._row(i) for i in indices]
         B = len(rows)
         T = max((len(ids) for ids, *_ in rows), default=0)
         P = max((len(positions) for _, _, positions, _, _ in rows), default=0)
@@ -121,15 +133,38 @@ class CorpusReader:
             mlm_positions[r, :k] = positions
             mlm_labels[r, :k] = labels
             next_sentence_label[r] = nsp
-        return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
-                "mlm_positions": mlm_positions, "mlm_labels": mlm_labels,
-                "next_sentence_label": next_sentence_label}
+        batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
+                 "mlm_positions": mlm_positions, "mlm_labels": mlm_labels}
+        if self.has_nsp:
+            batch["next_sentence_label"] = next_sentence_label
+        if self.masking == "dynamic":
+            epochs = np.zeros(len(indices), np.int64) if epochs is None else np.asarray(epochs).reshape(-1)
+            mask_batch(batch, indices, epochs, self.masker(), self.manifest["masking_seed"])
+        return batch
 
-    def example(self, i: int) -> dict:
-        """One example as Python lists."""
+    def masker(self) -> Masker:
+        """The masking rule the corpus was built with (for dynamic masking)."""
+        if self._masker is None:
+            from bertcli.tokenizer import load_tokenizer
+
+            tokenizer = load_tokenizer(self.folder / "tokenizer")
+            rule = MaskingRule(**self.manifest["masking_rule"])
+            word_starts = tokenizer.word_start_table() if rule.whole_word_mask else None
+            self._masker = Masker(tokenizer.vocab_size, tokenizer.special_ids, tokenizer.mask_id, rule=rule,
+                                  word_starts=word_starts, unk_id=tokenizer.unk_id)
+        return self._masker
+
+    def example(self, i: int, epoch: int = 0) -> dict:
+        """One example as Python lists (with the masks of `epoch` when masking is dynamic)."""
         ids, a_len, positions, labels, nsp = self._row(i)
-        return {"input_ids": ids.tolist(), "token_type_ids": [0] * (a_len + 2) + [1] * (len(ids) - a_len - 2),
-                "mlm_positions": positions.tolist(), "mlm_labels": labels.tolist(), "next_sentence_label": nsp}
+        if self.masking == "dynamic":
+            batch = self.batch([i], [epoch])
+            ids, positions, labels = batch["input_ids"][0], batch["mlm_positions"][0], batch["mlm_labels"][0]
+        example = {"input_ids": ids.tolist(), "token_type_ids": [0] * (a_len + 2) + [1] * (len(ids) - a_len - 2),
+                   "mlm_positions": positions.tolist(), "mlm_labels": labels.tolist()}
+        if self.has_nsp:
+            example["next_sentence_label"] = nsp
+        return example
 
     def _row(self, i: int):
         i = int(i)

@@ -66,8 +66,9 @@ class BertForPretraining(nn.Module):
         init_weights(self, config.initializer_range)
 
     def forward(self, input_ids, token_type_ids, attention_mask, mlm_positions, mlm_labels,
-                next_sentence_label) -> dict[str, torch.Tensor]:
+                next_sentence_label=None) -> dict[str, torch.Tensor]:
         """Losses and logits. mlm_positions/mlm_labels are (B, P), padded with label IGNORE_INDEX.
+        Without next_sentence_label (an MLM-only corpus) the NSP head is not run and the loss is MLM's.
 
         The vocabulary projection runs only on the masked positions: the (B, T, V) logits tensor
         of a full-sequence head is never built.
@@ -78,17 +79,13 @@ class BertForPretraining(nn.Module):
         flat = (mlm_positions + T * torch.arange(B, device=hidden.device)[:, None])[valid]  # (M,)
         mlm_logits = self.mlm(hidden.reshape(B * T, H)[flat], self.bert.embeddings.word.weight)  # (M, V)
         mlm_targets = mlm_labels[valid]  # (M,)
-        nsp_logits = self.nsp(pooled)  # (B, 2)
         mlm_loss = F.cross_entropy(mlm_logits.float(), mlm_targets)
-        nsp_loss = F.cross_entropy(nsp_logits.float(), next_sentence_label)
-        return {
-            "loss": mlm_loss + nsp_loss,
-            "mlm_loss": mlm_loss,
-            "nsp_loss": nsp_loss,
-            "mlm_logits": mlm_logits,
-            "mlm_targets": mlm_targets,
-            "nsp_logits": nsp_logits,
-        }
+        out = {"loss": mlm_loss, "mlm_loss": mlm_loss, "mlm_logits": mlm_logits, "mlm_targets": mlm_targets}
+        if next_sentence_label is not None:
+            nsp_logits = self.nsp(pooled)  # (B, 2)
+            nsp_loss = F.cross_entropy(nsp_logits.float(), next_sentence_label)
+            out.update(loss=mlm_loss + nsp_loss, nsp_loss=nsp_loss, nsp_logits=nsp_logits)
+        return out
 
     def mlm_logits_all(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
         """Vocabulary logits at every position (B, T, V): for inspection and parity checks only."""

@@ -21,7 +21,8 @@ from bertcli.config import BuildCorpusConfig
 from bertcli.console import console
 from bertcli.data.documents import Documents, block_documents, blocks, detect_format, group_blocks
 from bertcli.data.examples import Examples, make_examples
-from bertcli.data.masking import REPLACEMENT_NAMES, Masker
+from bertcli.data.masking import REPLACEMENT_NAMES, Masker, MaskingRule
+from bertcli.data.packing import make_packed_examples
 from bertcli.data.shards import token_dtype, write_shard
 from bertcli.data.text import read_input_text
 from bertcli.errors import UserError
@@ -32,7 +33,7 @@ PIECE_CHARS = 1 << 20  # characters of text per tokenisation task
 TASK_TOKENS = 1 << 18  # document tokens per example-making task
 SPLIT_CODES = {"train": 0, "eval": 1}
 # the random streams drawn from cfg.seed, one per decision, so that changing one leaves the others
-_HOLDOUT, _PAIRS, _SHUFFLE = 0, 1, 2
+_HOLDOUT, _PAIRS, _SHUFFLE, _PACK = 0, 1, 2, 3
 
 # Per-process state of the worker functions (set by their initialisers; fork shares it for free).
 _state: dict = {}
@@ -48,13 +49,14 @@ def run(cfg: BuildCorpusConfig) -> Path:
                   f"{corpus.num_sentences:,} sentences, {corpus.num_tokens:,} tokens "
                   f"({time.perf_counter() - started:.1f}s)")
     splits = _hold_out(corpus, cfg)
-    masker = Masker(tokenizer.vocab_size, tokenizer.special_ids, tokenizer.mask_id, cfg.masked_lm_prob,
-                    cfg.predictions_per_seq())
+    rule = masking_rule(cfg)
+    # dynamic masking leaves the examples unmasked: pretraining draws their masks as it reads them
+    masker = make_masker(tokenizer, rule) if cfg.masking == "static" else None
     with artifacts.staged_folder(out) as folder:
         entries = {}
         for name, docs in splits.items():
             examples = _examples(docs, name, cfg, masker, tokenizer.cls_id, tokenizer.sep_id)
-            entries[name] = _write_split(folder, name, examples, docs, cfg)
+            entries[name] = _write_split(folder, name, examples, docs, cfg, tokenizer)
             console.print(f"{name}: {len(examples):,} examples from {docs.num_documents:,} documents "
                           f"({time.perf_counter() - started:.1f}s)")
         tokenizer.copy_to(folder / "tokenizer")
@@ -62,11 +64,24 @@ def run(cfg: BuildCorpusConfig) -> Path:
             folder, "corpus", config.to_dict(cfg), inputs=[Path(p) for p in cfg.input],
             tokenizer_fingerprint=tokenizer.fingerprint(), vocab_size=tokenizer.vocab_size,
             special_ids=tokenizer.settings["special_ids"], max_seq_len=cfg.max_seq_len,
-            max_predictions_per_seq=cfg.predictions_per_seq(),
+            max_predictions_per_seq=cfg.predictions_per_seq(), objective=cfg.objective, masking=cfg.masking,
+            masking_rule=rule.to_dict(), masking_seed=cfg.seed,
             token_dtype=str(dtype), input_files=input_files, splits=entries,
             statistics=_totals(entries))
     console.print(f"wrote {out} in {time.perf_counter() - started:.1f}s")
     return out
+
+
+def masking_rule(cfg: BuildCorpusConfig) -> MaskingRule:
+    return MaskingRule(masked_lm_prob=cfg.masked_lm_prob, max_predictions=cfg.predictions_per_seq(),
+                       mask_token_prob=cfg.mask_token_prob, random_token_prob=cfg.random_token_prob,
+                       whole_word_mask=cfg.whole_word_mask)
+
+
+def make_masker(tokenizer, rule: MaskingRule) -> Masker:
+    word_starts = tokenizer.word_start_table() if rule.whole_word_mask else None
+    return Masker(tokenizer.vocab_size, tokenizer.special_ids, tokenizer.mask_id, rule=rule,
+                  word_starts=word_starts, unk_id=tokenizer.unk_id)
 
 
 def _check(cfg: BuildCorpusConfig) -> Path:
@@ -122,6 +137,8 @@ def _hold_out(corpus: Documents, cfg: BuildCorpusConfig) -> dict[str, Documents]
     training), hence every split needs two documents.
     """
     n = corpus.num_documents
+    if cfg.objective == "mlm":  # packed sequences need no second document
+        return _hold_out_packed(corpus, cfg)
     if n < 2:
         raise UserError(f"corpus too small: the input makes {n} document(s), and next sentence prediction "
                         f"needs at least 2 (B of a random pair comes from another document); give more files, "
@@ -133,6 +150,20 @@ def _hold_out(corpus: Documents, cfg: BuildCorpusConfig) -> dict[str, Documents]
         raise UserError(f"eval_fraction={cfg.eval_fraction}: the input makes {n} documents, too few to hold "
                         f"out {n_eval} and keep 2 for training (each split needs 2 for next sentence "
                         f"prediction); give more documents or set eval_fraction to 0")
+    order = np.random.default_rng([cfg.seed, _HOLDOUT]).permutation(n)
+    return {"train": corpus.select(np.sort(order[n_eval:])), "eval": corpus.select(np.sort(order[:n_eval]))}
+
+
+def _hold_out_packed(corpus: Documents, cfg: BuildCorpusConfig) -> dict[str, Documents]:
+    n = corpus.num_documents
+    if n < 1:
+        raise UserError("corpus is empty: the input holds no text after reading; check the --input files")
+    if cfg.eval_fraction == 0:
+        return {"train": corpus}
+    n_eval = max(1, round(cfg.eval_fraction * n))
+    if n - n_eval < 1:
+        raise UserError(f"eval_fraction={cfg.eval_fraction}: the input makes {n} document(s), too few to hold "
+                        f"out {n_eval} and keep one for training; give more documents or set eval_fraction to 0")
     order = np.random.default_rng([cfg.seed, _HOLDOUT]).permutation(n)
     return {"train": corpus.select(np.sort(order[n_eval:])), "eval": corpus.select(np.sort(order[:n_eval]))}
 
@@ -169,6 +200,10 @@ def _init_examples(docs: Documents, cfg: BuildCorpusConfig, split_code: int, mas
 def _make_examples(task: tuple[int, int, int]) -> Examples:
     copy, first, stop = task
     cfg = _state["cfg"]
+    if cfg.objective == "mlm":
+        rng = np.random.default_rng([cfg.seed, _PACK, _state["split_code"], copy, first])
+        return make_packed_examples(_state["docs"], range(first, stop), rng, cfg.max_seq_len, _state["masker"],
+                                    _state["cls_id"], _state["sep_id"])
     seed = (cfg.seed, _PAIRS, _state["split_code"], copy)
     return make_examples(_state["docs"], range(first, stop), lambda d: np.random.default_rng([*seed, d]),
                          cfg.max_seq_len, cfg.short_seq_prob, cfg.random_next_prob, _state["masker"],
@@ -194,22 +229,25 @@ _COUNTS = ("documents", "sentences", "source_tokens", "examples", "tokens", "tex
            "random_next")
 
 
-def _write_split(folder: Path, name: str, examples: Examples, docs: Documents, cfg: BuildCorpusConfig) -> dict:
+def _write_split(folder: Path, name: str, examples: Examples, docs: Documents, cfg: BuildCorpusConfig,
+                 tokenizer) -> dict:
     # Google shuffles all instances before writing, so consecutive examples are unrelated
     order = np.random.default_rng([cfg.seed, _SHUFFLE, SPLIT_CODES[name]]).permutation(len(examples))
     shards = [write_shard(folder, f"{name}/shard-{k:05d}", examples.take(order[first:first + cfg.shard_size]),
                           cfg.max_seq_len)
               for k, first in enumerate(range(0, len(examples), cfg.shard_size))]
     tokens = int(examples.lengths.sum())
+    # [CLS] and every [SEP] (one per pair half, or one per packed document end) are not text
+    specials = int(np.isin(examples.input_ids, [tokenizer.cls_id, tokenizer.sep_id]).sum())
     counts = {
         "documents": docs.num_documents,
         "sentences": docs.num_sentences,
         "source_tokens": docs.num_tokens,  # before dupe_factor copies
         "examples": len(examples),
         "tokens": tokens,  # in examples, [CLS] and [SEP] included
-        "text_tokens": tokens - 3 * len(examples),
+        "text_tokens": tokens - specials,
         "masked": int(examples.mlm_counts.sum()),
-        "random_next": int(examples.next_sentence_labels.sum()),
+        "random_next": int(examples.next_sentence_labels.sum()),  # 0 without NSP (objective mlm)
         "replacements": dict(zip(REPLACEMENT_NAMES, examples.replacements.tolist())),
     }
     return {"examples": len(examples), "shards": shards, "statistics": _with_shares(counts)}

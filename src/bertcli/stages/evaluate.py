@@ -57,7 +57,7 @@ def evaluate_corpus(ckpt, folder: Path, batch_size: int, max_examples: int, spli
     model = BertForPretraining(ckpt.config)
     model.load_state_dict(ckpt.state_dict())
     model.to(device)
-    console.print(f"evaluating MLM/NSP on {folder} ({split} split)")
+    console.print(f"evaluating {'MLM/NSP' if reader.has_nsp else 'MLM'} on {folder} ({split} split)")
     return {"split": split, **evaluate_pretraining(model, reader, batch_size, max_examples)}
 
 

@@ -24,7 +24,7 @@ SAMPLE_TEXT = "The quick brown fox jumps over the lazy dog."
 EXPECTED = "a tokenizer, corpus, pretrain-run, finetune-run or checkpoint folder"
 
 
-def run(folder: str | Path, dump: int = 0, as_json: bool = False, split: str = "train") -> None:
+def run(folder: str | Path, dump: int = 0, as_json: bool = False, split: str = "train", epoch: int = 0) -> None:
     folder = Path(folder)
     kind = _kind(folder)
     if dump < 0:
@@ -33,7 +33,7 @@ def run(folder: str | Path, dump: int = 0, as_json: bool = False, split: str = "
         if kind != "corpus":
             raise UserError(f"{folder}: is a {kind} folder; --dump prints corpus examples, pass a folder made "
                             f"by `bertcli build-corpus`")
-        _dump(folder, dump, split)
+        _dump(folder, dump, split, epoch)
         return
     info = DESCRIBE.get(kind, _describe_other)(folder)
     if as_json:
@@ -57,14 +57,14 @@ def _kind(folder: Path) -> str:
     raise UserError(f"{folder}: no {artifacts.MANIFEST}, so not a bertcli folder; expected {EXPECTED}")
 
 
-def _dump(folder: Path, count: int, split: str) -> None:
+def _dump(folder: Path, count: int, split: str, epoch: int) -> None:
     from bertcli.data.shards import CorpusReader
 
     reader = CorpusReader(folder, split)
     tokenizer = load_tokenizer(folder / "tokenizer")
     out = sys.stdout
     for i in range(min(count, len(reader))):
-        example = reader.example(i)
+        example = reader.example(i, epoch)
         example["tokens"] = tokenizer.pieces(example["input_ids"])
         out.write(json.dumps(example) + "\n")
     out.flush()
@@ -91,6 +91,8 @@ def _describe_corpus(folder: Path) -> dict[str, Any]:
             "vocab_size": manifest.get("vocab_size"), "token_dtype": manifest.get("token_dtype"),
             "max_seq_len": manifest.get("max_seq_len"),
             "max_predictions_per_seq": manifest.get("max_predictions_per_seq"),
+            "objective": manifest.get("objective", "mlm_nsp"), "masking": manifest.get("masking", "static"),
+            "masking_rule": manifest.get("masking_rule"),
             "inputs": manifest.get("input_files", []), "splits": splits,
             "statistics": manifest.get("statistics", {}), "config": _config(folder)}
 

@@ -171,12 +171,13 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
 
     def micro_batches(step: int):
         indices = batches.indices(step)
-        parts = [reader.batch(indices[i:i + micro]) for i in range(0, len(indices), micro)]
+        epochs = batches.epochs(step)
+        parts = [reader.batch(indices[i:i + micro], epochs[i:i + micro]) for i in range(0, len(indices), micro)]
         # Each micro-batch's share of the step, so that accumulated losses equal the losses of one
         # big batch: MLM is a mean over the step's masked tokens, NSP over its examples.
         masked = [int((part["mlm_labels"] != IGNORE_INDEX).sum()) for part in parts]
         return [{**to_device(part, device), "mlm_share": count / max(sum(masked), 1),
-                 "nsp_share": len(part["next_sentence_label"]) / len(indices)}
+                 "nsp_share": len(part["input_ids"]) / len(indices)}
                 for part, count in zip(parts, masked)]
 
     def save(folder: Path, step: int, with_state: bool) -> None:
@@ -210,8 +211,9 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     save(run_dir / "final", total, with_state=False)
     if eval_reader is not None:
         result = evaluate(total)
+        nsp = f"NSP accuracy {result['nsp_accuracy']:.4f} " if "nsp_accuracy" in result else ""
         console.print(f"held-out: MLM accuracy {result['mlm_accuracy']:.4f}, perplexity {result['perplexity']:.2f}, "
-                      f"NSP accuracy {result['nsp_accuracy']:.4f} ({result['examples']} examples)")
+                      f"{nsp}({result['examples']} examples)")
     console.print(f"pretrained model: {run_dir / 'final'}")
     return run_dir / "final"
 
@@ -220,7 +222,10 @@ def pretraining_losses(model: BertForPretraining, batch: dict) -> dict:
     """This micro-batch's share of the step's MLM and NSP losses (see micro_batches)."""
     mlm_share, nsp_share = batch.pop("mlm_share"), batch.pop("nsp_share")
     out = model(**batch)
-    mlm_loss, nsp_loss = out["mlm_loss"] * mlm_share, out["nsp_loss"] * nsp_share
+    mlm_loss = out["mlm_loss"] * mlm_share
+    if "nsp_loss" not in out:  # an MLM-only corpus
+        return {"loss": mlm_loss, "mlm_loss": mlm_loss}
+    nsp_loss = out["nsp_loss"] * nsp_share
     return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss}
 
 

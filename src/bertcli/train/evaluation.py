@@ -38,18 +38,21 @@ def evaluate_pretraining(model: nn.Module, reader, batch_size: int, max_examples
         mlm_loss += float(F.cross_entropy(out["mlm_logits"].float(), targets, reduction="sum"))
         mlm_correct += float((out["mlm_logits"].argmax(-1) == targets).sum())
         mlm_count += targets.numel()
-        nsp_loss += float(F.cross_entropy(out["nsp_logits"].float(), batch["next_sentence_label"], reduction="sum"))
-        nsp_correct += float((out["nsp_logits"].argmax(-1) == batch["next_sentence_label"]).sum())
+        if "nsp_logits" in out:
+            labels = batch["next_sentence_label"]
+            nsp_loss += float(F.cross_entropy(out["nsp_logits"].float(), labels, reduction="sum"))
+            nsp_correct += float((out["nsp_logits"].argmax(-1) == labels).sum())
     mean_mlm = mlm_loss / max(mlm_count, 1)
-    return {
+    result = {
         "mlm_accuracy": mlm_correct / max(mlm_count, 1),
         "mlm_loss": mean_mlm,
         "perplexity": math.exp(min(mean_mlm, 700.0)),
-        "nsp_accuracy": nsp_correct / max(n, 1),
-        "nsp_loss": nsp_loss / max(n, 1),
         "examples": n,
         "masked_tokens": int(mlm_count),
     }
+    if reader.has_nsp:  # an MLM-only corpus has no next-sentence labels to score
+        result.update(nsp_accuracy=nsp_correct / max(n, 1), nsp_loss=nsp_loss / max(n, 1))
+    return result
 
 
 @torch.no_grad()

@@ -25,6 +25,10 @@ class EpochBatches:
             out[i] = self._order[offset]
         return out
 
+    def epochs(self, step: int) -> np.ndarray:
+        """The pass over the corpus each of step's examples belongs to (it picks dynamic masks)."""
+        return np.arange(step * self.batch_size, (step + 1) * self.batch_size) // self.n
+
 
 class WholeEpochBatches:
     """Step -> example indices where every epoch is exactly one pass, its last batch possibly
