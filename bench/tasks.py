@@ -37,7 +37,7 @@ TASKS = {
     "conll2003": ("ner", "ner/conll2003/train.txt", "ner/conll2003/valid.txt", 3000, 1000, 1e-4, 128),
     "xquad": ("qa", "qa/xquad_en/xquad.en.json", None, 36, 12, 1e-4, 192),
 }
-SMALL = {"sst2": (1000, 872), "mrpc": (600, 408), "stsb": (600, 500), "conll2003": (600, 300), "xquad": (8, 4)}
+SMALL = {"sst2": (1000, 872), "mrpc": (600, 408), "stsb": (600, 500), "conll2003": (300, 200), "xquad": (8, 4)}
 EPOCHS, BATCH, SEED = 1, 32, 0
 QA_FLAGS = ["--set", "qa.doc_stride=96"]
 
@@ -87,6 +87,7 @@ def timed(cmd: list[str]) -> tuple[float, str]:
 def bertcli_finetune(name: str, files, ckpt: Path, out: Path, *extra) -> dict:
     task, *_, lr, max_len = TASKS[name]
     run_dir = out / f"ft-{name}{'-' + extra[-1] if extra else ''}"
+    extra = [e for e in extra if e != "fine-tuning"]
     cmd = [PY, "-m", "bertcli", "finetune", "--task", task, "--init", ckpt, "--train", files[0], "--dev", files[1],
            "--out", run_dir, "--epochs", EPOCHS, "--batch-size", BATCH, "--lr", lr, "--max-seq-len", max_len,
            "--seed", SEED, "--set", "runtime.progress=none", *(QA_FLAGS if task == "qa" else []), *extra]
@@ -189,7 +190,7 @@ def hf_finetune(name: str, files, ckpt: Path) -> dict:
 # ----------------------------------------------------------------------------- embed / predict speed
 
 
-def speed(out: Path, ckpt: Path, sst2_ft: Path | None, repeats: int = 3) -> dict:
+def speed(out: Path, ckpt: Path, sst2_ft: Path | None, repeats: int = 2) -> dict:
     import numpy as np
     import torch
     import transformers
@@ -295,6 +296,10 @@ def main() -> None:
                   f"{theirs['dev'][metric]:.4f} in {theirs['seconds']:.1f}s (train {theirs['train_seconds']:.1f}s); "
                   f"ratio {ours['seconds'] / theirs['seconds']:.2f}", flush=True)
     if "features" in parts:
+        r = bertcli_finetune("conll2003", files["conll2003"], ckpt, out, "--epochs", 3, "fine-tuning")
+        results.setdefault("features", {})["fine-tuning"] = r
+        save()
+        print(f"features fine-tuning: dev F1 {r['dev']['f1']:.4f} in {r['seconds']:.1f}s", flush=True)
         for layers in ("embeddings", "second_to_last", "last", "sum_last_four", "concat_last_four"):
             r = bertcli_finetune("conll2003", files["conll2003"], ckpt, out, "--mode", "features", "--layers", layers,
                                  "--set", "features.lstm_size=128", "--epochs", 3, "--set", "features.layers=" + layers)
