@@ -42,7 +42,7 @@ def test_wrong_type(tmp_path):
 def test_bad_value_and_choice():
     with pytest.raises(ConfigError, match=r"optim.lr: must be > 0, got -1.0"):
         load_config(PretrainConfig, None, ["optim.lr=-1"])
-    with pytest.raises(ConfigError, match=r"runtime.dtype: 'bf61' is not one of fp32, bf16 \(did you mean 'bf16'\?\)"):
+    with pytest.raises(ConfigError, match=r"runtime.dtype: 'bf61' is not one of fp32, bf16, fp16 \(did you mean 'bf16'\?\)"):
         load_config(PretrainConfig, None, ["runtime.dtype=bf61"])
     with pytest.raises(ConfigError, match=r"train.grad_accum: must divide train.batch_size \(32\) evenly"):
         load_config(PretrainConfig, None, ["train.grad_accum=5"])

@@ -52,15 +52,20 @@ def test_sparse_mlm_head_equals_full_logits_at_masked_positions():
     torch.manual_seed(0)
     model = BertForPretraining(TINY).eval()
     ids = torch.randint(5, 120, (2, 10))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0  # the second example is padded: the last layer's rows must still see the mask
     positions = torch.tensor([[1, 4, 0], [2, 0, 0]])
     labels = torch.tensor([[7, 8, -100], [9, -100, -100]])
-    out = model(ids, torch.zeros_like(ids), torch.ones_like(ids), positions, labels, torch.tensor([0, 1]))
-    full = model.mlm_logits_all(ids, torch.zeros_like(ids), torch.ones_like(ids))
-    assert out["mlm_logits"].shape == (3, 120)
-    torch.testing.assert_close(out["mlm_logits"], torch.stack([full[0, 1], full[0, 4], full[1, 2]]))
-    expected = torch.nn.functional.cross_entropy(out["mlm_logits"], torch.tensor([7, 8, 9]))
+    out = model(ids, torch.zeros_like(ids), mask, positions, labels, torch.tensor([0, 1]))
+    full = model.mlm_logits_all(ids, torch.zeros_like(ids), mask)
+    assert out["mlm_logits"].shape == (6, 120)  # every (B, P) slot; padded slots have target -100
+    assert out["mlm_targets"].tolist() == [7, 8, -100, 9, -100, -100]
+    real = out["mlm_targets"] != -100
+    torch.testing.assert_close(out["mlm_logits"][real], torch.stack([full[0, 1], full[0, 4], full[1, 2]]))
+    expected = torch.nn.functional.cross_entropy(out["mlm_logits"][real], torch.tensor([7, 8, 9]))
     torch.testing.assert_close(out["mlm_loss"], expected)
-    assert out["nsp_logits"].shape == (2, 2)
+    _, pooled = model.bert(ids, torch.zeros_like(ids), mask)
+    torch.testing.assert_close(model.nsp(pooled), out["nsp_logits"])  # [CLS] row of the sparse last layer
 
 
 def test_mlm_decoder_is_tied_to_word_embeddings():

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,6 +27,11 @@ MANIFEST = "manifest.json"
 STEP_DIR = re.compile(r"^step-\d{8}$")  # a run's resumable checkpoints: steps/step-00000100/
 CONFIG = "config.yaml"
 FORMAT_VERSION = 1
+# In every staging folder until the moment it is renamed into place; holds the writer's pid. A folder
+# carrying it is never accepted as finished (a killed fine-tune's staging folder already has a
+# manifest and best/), and the next run with the same --out deletes it once its writer is gone.
+STAGING_MARKER = ".bertcli-staging"
+STALE_UNMARKED_S = 600  # a staging folder without a marker (killed in its first instant) is stale after this
 
 # kind -> the command that makes a folder of that kind (for "wrong folder" errors)
 MAKERS = {
@@ -34,6 +40,7 @@ MAKERS = {
     "pretrain-run": "bertcli pretrain",
     "finetune-run": "bertcli finetune",
     "checkpoint": "bertcli pretrain / finetune / convert",
+    "report": "bertcli report",
 }
 
 
@@ -72,13 +79,27 @@ def write_manifest(folder: Path, kind: str, config: dict[str, Any] | None = None
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
+    refuse_staging(folder)
     path = Path(folder) / MANIFEST
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{path}: manifest is not valid JSON; the folder is damaged, rebuild it")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("kind"), str):
+        raise UserError(f"{path}: manifest has no 'kind'; the folder is damaged or was not made by bertcli, "
+                        f"rebuild it")
+    return manifest
+
+
+def refuse_staging(folder: str | Path) -> None:
+    """A staging folder (or a checkpoint inside one) is unfinished work, whatever it holds."""
+    folder = Path(folder)
+    for candidate in (folder, folder.parent):
+        if (candidate / STAGING_MARKER).exists():
+            raise UserError(f"{folder}: unfinished output of a run that stopped or is still writing "
+                            f"(a staging folder); use the finished folder, or rerun the command that made it")
 
 
 def require(folder: str | Path, kind: str, what: str = "") -> dict[str, Any]:
@@ -104,14 +125,79 @@ def staged_folder(out: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `out`; on success it replaces `out`, on failure it vanishes."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
+        (tmp / STAGING_MARKER).write_text(f"{os.getpid()}\n", encoding="utf-8")
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; give it a normal folder's mode
+        (tmp / STAGING_MARKER).unlink()
         replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Delete staging (`.NAME.tmp-*`) and set-aside (`.NAME.old-*`) folders of `out` left by a run that
+    was killed (kill -9, power loss); those of a writer that is still alive are left alone."""
+    removed = []
+    for path in list(out.parent.glob(f".{glob_escape(out.name)}.tmp-*")) + \
+            list(out.parent.glob(f".{glob_escape(out.name)}.old-*")):
+        if path.is_dir() and not _writer_alive(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def live_staging(out: Path) -> Path | None:
+    """The staging folder of `out` that a live process is writing now (a fine-tune in progress), if any."""
+    out = Path(out)
+    live = [p for p in out.parent.glob(f".{glob_escape(out.name)}.tmp-*")
+            if p.is_dir() and (p / STAGING_MARKER).is_file() and _writer_alive(p)]
+    return max(live, key=lambda p: p.stat().st_mtime) if live else None
+
+
+def is_live_staging(folder: Path) -> bool:
+    return (Path(folder) / STAGING_MARKER).is_file() and _writer_alive(Path(folder))
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def _writer_alive(path: Path) -> bool:
+    if path.name.rsplit(".old-", 1)[-1].isdigit() and ".old-" in path.name:
+        return _pid_alive(int(path.name.rsplit(".old-", 1)[-1]))
+    try:
+        return _pid_alive(int((path / STAGING_MARKER).read_text(encoding="utf-8").strip()))
+    except (OSError, ValueError):  # no marker yet: alive only if it was made a moment ago
+        try:
+            return time.time() - path.stat().st_mtime < STALE_UNMARKED_S
+        except OSError:
+            return False
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def prune_steps(run: Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest `keep_last` step checkpoints (0 keeps all). The newest is the one a
+    --resume continues from, so it is never deleted; call this only after a new one is in place."""
+    steps = step_dirs(run)
+    doomed = steps[:-keep_last] if keep_last > 0 else []
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
 
 
 def _umask() -> int:
@@ -138,12 +224,18 @@ def step_dirs(run: Path) -> list[Path]:
     return sorted(p for p in steps.iterdir() if STEP_DIR.match(p.name)) if steps.is_dir() else []
 
 
-def check_output_target(out: str | Path, kind: str, flag: str = "--out") -> Path:
+def check_output_target(out: str | Path, kind: str, flag: str = "--out", inputs=()) -> Path:
     """An output path must be new, empty, or a bertcli folder of the same `kind` (which a successful
-    run replaces); never a file, the current folder, or another kind of folder holding other work."""
+    run replaces); never a file, the current folder, one of the `inputs`, or another kind of folder
+    holding other work."""
     if not str(out) or Path(out).resolve() == Path.cwd().resolve():
         raise UserError(f"no output folder given; pass {flag} PATH (a new folder)")
     out = Path(out)
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{parent}: is a file, so {out} cannot be made inside it; choose another {flag}")
+            break
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: is a file; {flag} must name a folder")
     if out.is_dir() and any(out.iterdir()):
@@ -153,4 +245,18 @@ def check_output_target(out: str | Path, kind: str, flag: str = "--out") -> Path
         if manifest.get("kind") != kind:
             raise UserError(f"{out}: is a {manifest.get('kind')} folder; {flag} may only replace a {kind} "
                             f"folder, choose another {flag}")
+    check_not_inside(out, list(inputs), flag)
     return out
+
+
+def check_not_inside(out: str | Path, inputs: list[str | Path], flag: str = "--out") -> None:
+    """An output folder must not be, hold or lie inside one of the inputs: replacing it would destroy
+    what is being read."""
+    target = Path(out).resolve()
+    for item in inputs:
+        if not item:
+            continue
+        source = Path(item).resolve()
+        if target == source or target in source.parents or source in target.parents:
+            raise UserError(f"{out}: {flag} is the input {item} (or holds or lies inside it); "
+                            f"choose a separate output folder")

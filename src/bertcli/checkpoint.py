@@ -63,6 +63,7 @@ class Checkpoint:
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint folder itself, or a run folder (its best/ if it has one, else its final/)."""
     path = Path(path)
+    artifacts.refuse_staging(path)
     if not path.exists():
         raise UserError(f"{path}: not found; expected a checkpoint or run folder from "
                         f"`bertcli pretrain`, `bertcli finetune` or `bertcli convert`")

@@ -1,7 +1,8 @@
 """The command line: parse, load the config, call a stage's run function. Nothing else lives here.
 
-Every user error surfaces as one line on stderr and exit code 2. Stage modules are imported
-inside each command so that `--help` and shell completion stay fast (torch is slow to import).
+Every user error surfaces as one line on stderr and exit code 2 (see bertcli.exits). Stage modules
+are imported inside each command so that `--help` and shell completion stay fast (torch is slow
+to import).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from bertcli.errors import UserError
+from bertcli import exits
 
 app = typer.Typer(
     add_completion=True,
@@ -20,11 +21,35 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="From raw text to a pretrained BERT encoder and fine-tuned models.",
+    epilog=exits.HELP,
 )
+list_app = typer.Typer(no_args_is_help=True, help="List model size presets or the shipped YAML recipes.")
+app.add_typer(list_app, name="list")
 tokenize_app = typer.Typer(no_args_is_help=True, help="Train a SentencePiece tokenizer; encode and decode text.")
 app.add_typer(tokenize_app, name="tokenize")
 
 SET_HELP = "Override any config key: --set optim.lr=3e-4 (repeatable)."
+
+
+def _version(value: bool) -> None:
+    if value:
+        from bertcli import __version__
+
+        print(f"bertcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or messages, only errors (any command; "
+                               "may also follow the command)."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of a failure (any command)."),
+):
+    """From raw text to a pretrained BERT encoder and fine-tuned models."""
+    # --quiet and --debug are taken out of the argument list by main() wherever they stand, so they
+    # work after the subcommand too; declared here so that `bertcli --help` lists them.
 
 
 @tokenize_app.command("train")
@@ -128,12 +153,14 @@ def pretrain(
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (optim.lr)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto|cpu|cuda (runtime.device)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32|bf16 (runtime.dtype)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32|bf16|fp16 (runtime.dtype; fp16 adds loss scaling, for GPUs)."),
 ):
     """Pretrain with masked LM + next sentence prediction."""
     from bertcli.config import PretrainConfig, load_config
     from bertcli.stages import pretrain as stage
 
+    if resume and out is not None:
+        stage.check_resume_target(out)  # the folder's kind first, then its config.yaml
     if resume and config is None and out is not None and (out / "config.yaml").is_file():
         config = out / "config.yaml"  # --resume alone continues the run with its own settings
     flags = {"corpus": _str(corpus), "out": _str(out), "init_from": _str(init_from), "model.preset": preset,
@@ -270,6 +297,39 @@ def _int_list(value: Optional[str], flag: str) -> Optional[List[int]]:
         raise UserError(f"{flag} {value!r}: expected integers separated by commas, e.g. {flag} 1,2,3")
 
 
+@app.command("report")
+def report(
+    runs: List[Path] = typer.Argument(..., help="Run folders from pretrain or finetune (finished or still running)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/report of the first run)."),
+):
+    """Plots (PNG) and one self-contained HTML page for one or more runs, on shared axes."""
+    from bertcli.stages import report as stage
+
+    stage.run(runs, out)
+
+
+@list_app.command("presets")
+def list_presets(json_: bool = typer.Option(False, "--json", help="JSON lines on stdout.")):
+    """Model sizes with their layers, widths and parameter counts."""
+    from bertcli.stages import listing
+
+    listing.presets(as_json=json_)
+
+
+@list_app.command("recipes")
+def list_recipes(json_: bool = typer.Option(False, "--json", help="JSON lines on stdout.")):
+    """The YAML recipes shipped in recipes/, by stage."""
+    from bertcli.stages import listing
+
+    listing.recipes(as_json=json_)
+
+
+# Every command's --help ends with the global flags and the exit codes.
+for _typer in (app, tokenize_app, list_app):
+    for _info in _typer.registered_commands:
+        _info.epilog = _info.epilog or f"Also: --quiet (-q) for errors only, --debug for tracebacks. {exits.HELP}"
+
+
 def _str(value: Optional[Path]) -> Optional[str]:
     return None if value is None else str(value)
 
@@ -300,18 +360,7 @@ def spread_multi_value_options(argv: List[str]) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> None:
     argv = spread_multi_value_options(list(sys.argv[1:] if argv is None else argv))
-    try:
-        app(args=argv)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except BrokenPipeError:
-        # `bertcli ... | head` closed the pipe: not an error worth a traceback.
-        sys.stderr.close()
-        sys.exit(0)
+    exits.run_cli(app, argv)
 
 
 if __name__ == "__main__":

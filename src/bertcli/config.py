@@ -71,7 +71,9 @@ class OptimConfig:
     or LayerNorm. PyTorch's AdamW corrects the moments' bias; Google's AdamWeightDecayOptimizer does
     not, which matters only in the first few hundred steps, inside the warmup."""
 
+    name: Literal["adamw", "lamb"] = "adamw"  # lamb: You et al. 2020, NVIDIA's large-batch recipe
     lr: float = 1e-4
+    schedule: Literal["linear", "cosine", "constant"] = "linear"  # after warmup
     weight_decay: float = 0.01
     beta1: float = 0.9
     beta2: float = 0.999
@@ -100,8 +102,20 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     save_every: int = 0  # 0: only the final checkpoint
+    # pretrain: step checkpoints kept (the newest N; 0 keeps all). The newest is what --resume needs,
+    # so it is never deleted; a long run with save_every cannot fill the disk by surprise.
+    keep_last: int = 3
     eval_every: int = 0  # pretrain: held-out evaluation every N steps (0: at the end only)
     eval_examples: int = 512  # pretrain: held-out examples per evaluation
+    # Budgets besides max_steps (0: none). With max_tokens the schedule's horizon becomes the steps
+    # that many tokens take (from the corpus's mean example length); max_seconds only stops early.
+    max_tokens: int = 0  # pretrain: non-padding tokens to train on
+    max_seconds: float = 0.0  # pretrain: training time, summed over resumes
+    # A step whose loss or gradient is not finite is skipped (weights and optimizer untouched) and
+    # counted; after more than max_bad_steps of them in a row the run stops, or with
+    # on_divergence=rewind (pretrain) restores its last checkpoint and halves the lr.
+    max_bad_steps: int = 3
+    on_divergence: Literal["stop", "rewind"] = "stop"
 
     def __post_init__(self):
         require(self.max_steps >= 0, "max_steps", f"must be >= 0, got {self.max_steps}")
@@ -112,8 +126,12 @@ class TrainConfig:
                 f"must divide train.batch_size ({self.batch_size}) evenly, got {self.grad_accum}")
         require(self.log_every > 0, "log_every", f"must be > 0, got {self.log_every}")
         require(self.save_every >= 0, "save_every", "must be >= 0 (0: final checkpoint only)")
+        require(self.keep_last >= 0, "keep_last", f"must be >= 0 (0 keeps every checkpoint), got {self.keep_last}")
         require(self.eval_every >= 0, "eval_every", "must be >= 0 (0: at the end only)")
         require(self.eval_examples >= 0, "eval_examples", "must be >= 0")
+        require(self.max_tokens >= 0, "max_tokens", "must be >= 0 (0: no token budget)")
+        require(self.max_seconds >= 0, "max_seconds", "must be >= 0 (0: no time budget)")
+        require(self.max_bad_steps >= 0, "max_bad_steps", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -121,10 +139,13 @@ class RuntimeConfig:
     """Settings that change speed, never results (except bf16, which changes rounding)."""
 
     device: str = "auto"  # auto|cpu|cuda|cuda:N|mps
-    dtype: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast; weights and optimizer stay fp32
+    # bf16/fp16 = autocast (weights and optimizer stay fp32); fp16 adds dynamic loss scaling (GPU)
+    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
+    prefetch: bool = True  # assemble the next step's batches in a background thread
     compile: bool = False
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     progress: Literal["auto", "rich", "plain", "none"] = "auto"
+    tensorboard: bool = False  # also write TensorBoard events to RUN/tensorboard (needs `tensorboard`)
 
     def __post_init__(self):
         require(self.threads >= 0, "threads", "must be >= 0")

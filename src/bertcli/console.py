@@ -12,7 +12,9 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def progress_mode(setting: str) -> str:
-    """rich on a terminal, plain lines when stderr is a pipe or a file, or none."""
+    """rich on a terminal, plain lines when stderr is a pipe or a file, or none (also under --quiet)."""
+    if console.quiet:
+        return "none"
     if setting != "auto":
         return setting
     return "rich" if sys.stderr.isatty() else "plain"

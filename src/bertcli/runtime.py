@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 import random
+import resource
+import signal
+import threading
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from bertcli.console import console  # noqa: F401  (stages import it from here too)
 from bertcli.errors import UserError
@@ -37,10 +43,103 @@ def seed_everything(seed: int) -> None:
 
 
 def autocast(device: torch.device, dtype: str):
-    """bf16 autocast when asked for; weights, gradients and optimizer state stay fp32."""
-    if dtype == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    """bf16/fp16 autocast when asked for; weights, gradients and optimizer state stay fp32."""
+    if autocast_dtype(dtype) is not None:
+        return torch.autocast(device_type=device.type, dtype=autocast_dtype(dtype))
     return contextlib.nullcontext()
+
+
+def autocast_dtype(dtype: str) -> torch.dtype | None:
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
+
+
+def grad_scaler(device: torch.device, dtype: str) -> torch.amp.GradScaler | None:
+    """fp16 needs dynamic loss scaling (its range is too small for raw gradients); bf16 does not."""
+    return torch.amp.GradScaler(device.type) if dtype == "fp16" else None
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """Peak memory so far: allocated tensors on CUDA, the process's peak resident size elsewhere."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+# ----------------------------------------------------------------------------- torchrun
+
+def init_distributed(device_setting: str) -> tuple[int, int]:
+    """(rank, world size). Under torchrun (WORLD_SIZE in the environment) join the process group:
+    NCCL when ranks drive CUDA devices, gloo on CPU. Each rank takes the GPU of its LOCAL_RANK."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or dist.is_initialized():
+        return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    cuda = torch.cuda.is_available() and device_setting in ("auto", "cuda")
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def is_main() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def sum_over_ranks(value: int, device: torch.device) -> int:
+    """`value` summed over all ranks (itself in a single process)."""
+    if not dist.is_initialized():
+        return value
+    on = device if dist.get_backend() == "nccl" else torch.device("cpu")
+    total = torch.tensor([value], dtype=torch.int64, device=on)
+    dist.all_reduce(total)
+    return int(total)
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+# ----------------------------------------------------------------------------- signals
+
+class StopRequest:
+    """SIGTERM or SIGINT asks the run to save a resumable checkpoint after its current step and exit
+    (a scheduler's pre-emption becomes a pause). A second signal stops at once, as usual."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous = {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def __call__(self) -> bool:
+        return self.received is not None
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:
+            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+            signal.raise_signal(signum)
+            return
+        self.received = signum
+        console.print(f"[yellow]{signal.Signals(signum).name}:[/] saving a checkpoint after this step, then exiting")
+
+
+def hardware(device: torch.device) -> dict:
+    """What a run ran on, for its manifest and report (speed figures mean little without it)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine() or device.type
+    return {"device": device.type, "name": name, "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}
 
 
 def quantize_linear(model: torch.nn.Module) -> torch.nn.Module:

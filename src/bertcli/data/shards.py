@@ -18,6 +18,7 @@ The manifest lists every shard with its example count and the sha256 of each fil
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -112,35 +113,65 @@ class CorpusReader:
         """Examples `indices` padded to the longest in the batch (tokens) and the most predictions.
 
         `epochs` (one per index, default 0) picks the masks of a dynamically masked corpus. A corpus
-        without NSP (objective mlm) gives no next_sentence_label.
+        without NSP (objective mlm) gives no next_sentence_label. Assembled with whole-array numpy
+        (a loop over the shards the batch touches, not over its examples).
         """
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        rows = [self._row(i) for i in indices]
-        B = len(rows)
-        T = max((len(ids) for ids, *_ in rows), default=0)
-        P = max((len(positions) for _, _, positions, _, _ in rows), default=0)
+        if len(indices) and not (0 <= indices.min() and indices.max() < len(self)):
+            bad = indices[(indices < 0) | (indices >= len(self))][0]
+            raise IndexError(f"example {bad} out of range: the {self.split} split has {len(self)}")
+        B = len(indices)
+        shard_of = np.searchsorted(self._starts, indices, side="right") - 1  # (B,)
+        rows = indices - self._starts[shard_of]
+        starts, lengths = np.zeros(B, np.int64), np.zeros(B, np.int64)
+        m_starts, m_counts = np.zeros(B, np.int64), np.zeros(B, np.int64)
+        a_lens, nsp = np.zeros(B, np.int64), np.zeros(B, np.int64)
+        shards = self._open()
+        for s in np.unique(shard_of):
+            mine, shard = shard_of == s, shards[s]
+            r = rows[mine]
+            starts[mine], lengths[mine] = shard["offsets"][r], shard["offsets"][r + 1] - shard["offsets"][r]
+            m_starts[mine] = shard["mlm_offsets"][r]
+            m_counts[mine] = shard["mlm_offsets"][r + 1] - m_starts[mine]
+            a_lens[mine], nsp[mine] = shard["a_lens"][r], shard["next_sentence_labels"][r]
+        T, P = int(lengths.max(initial=0)), int(m_counts.max(initial=0))
+        tokens = np.arange(T) < lengths[:, None]  # (B, T) real tokens
+        predicted = np.arange(P) < m_counts[:, None]  # (B, P) real prediction slots
         input_ids = np.full((B, T), self.pad_id, dtype=np.int64)
-        token_type_ids = np.zeros((B, T), dtype=np.int64)
-        attention_mask = np.zeros((B, T), dtype=np.int64)
         mlm_positions = np.zeros((B, P), dtype=np.int64)
         mlm_labels = np.full((B, P), IGNORE_INDEX, dtype=np.int64)
-        next_sentence_label = np.zeros(B, dtype=np.int64)
-        for r, (ids, a_len, positions, labels, nsp) in enumerate(rows):
-            n, k = len(ids), len(positions)
-            input_ids[r, :n] = ids
-            token_type_ids[r, a_len + 2:n] = 1
-            attention_mask[r, :n] = 1
-            mlm_positions[r, :k] = positions
-            mlm_labels[r, :k] = labels
-            next_sentence_label[r] = nsp
-        batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
-                 "mlm_positions": mlm_positions, "mlm_labels": mlm_labels}
+        for s in np.unique(shard_of):
+            shard, mine = shards[s], (shard_of == s)[:, None]
+            token_at = (starts[:, None] + np.arange(T))[tokens & mine]
+            input_ids[tokens & mine] = shard["input_ids"][token_at]
+            slot_at = (m_starts[:, None] + np.arange(P))[predicted & mine]
+            mlm_positions[predicted & mine] = shard["mlm_positions"][slot_at]
+            mlm_labels[predicted & mine] = shard["mlm_labels"][slot_at]
+        self._release()
+        batch = {"input_ids": input_ids,
+                 "token_type_ids": (tokens & (np.arange(T) >= a_lens[:, None] + 2)).astype(np.int64),
+                 "attention_mask": tokens.astype(np.int64), "mlm_positions": mlm_positions,
+                 "mlm_labels": mlm_labels}
         if self.has_nsp:
-            batch["next_sentence_label"] = next_sentence_label
+            batch["next_sentence_label"] = nsp
         if self.masking == "dynamic":
             epochs = np.zeros(len(indices), np.int64) if epochs is None else np.asarray(epochs).reshape(-1)
             mask_batch(batch, indices, epochs, self.masker(), self.manifest["masking_seed"])
         return batch
+
+    def mean_length(self) -> float:
+        """Mean tokens per example, from the manifest."""
+        return sum(e.get("tokens", 0) for e in self._entries) / max(len(self), 1)
+
+    def _release(self) -> None:
+        """Unmap the pages a batch read: they stay in the OS's file cache, but no longer count as
+        this process's memory. Without it, random reads over the memory maps (each fault maps the
+        pages around it too) make the resident size climb towards the corpus's size."""
+        for shard in self._shards or []:
+            for array in shard.values():
+                handle = getattr(array, "_mmap", None)
+                if handle is not None and hasattr(handle, "madvise"):
+                    handle.madvise(mmap.MADV_DONTNEED)
 
     def masker(self) -> Masker:
         """The masking rule the corpus was built with (for dynamic masking)."""

@@ -45,13 +45,21 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(config.hidden_size, config.hidden_size)
         self.attention_dropout = config.attention_dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, queries: torch.Tensor | None = None) -> torch.Tensor:
+        """queries (B, Q, H): attend from these rows only (keys and values still come from all of x)."""
         B, T, H = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, H // self.num_heads).unbind(dim=2)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, N, T, D)
+        N, D = self.num_heads, H // self.num_heads
+        if queries is None:
+            q, k, v = self.qkv(x).view(B, T, 3, N, D).unbind(dim=2)  # 3 x (B, T, N, D)
+        else:
+            w_q, w_kv = self.qkv.weight.split([H, 2 * H])
+            b_q, b_kv = self.qkv.bias.split([H, 2 * H])
+            q = F.linear(queries, w_q, b_q).view(B, -1, N, D)  # (B, Q, N, D)
+            k, v = F.linear(x, w_kv, b_kv).view(B, T, 2, N, D).unbind(dim=2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, N, T or Q, D)
         dropout = self.attention_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, N, T, D)
-        return self.out(y.transpose(1, 2).reshape(B, T, H))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, N, Q, D)
+        return self.out(y.transpose(1, 2).reshape(B, -1, H))
 
 
 class EncoderLayer(nn.Module):
@@ -66,8 +74,11 @@ class EncoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.attention_norm(x + self.dropout(self.attention(x, mask)))  # (B, T, H)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """rows (B, Q): compute the output only at these positions, (B, Q, H) instead of (B, T, H)."""
+        queries = None if rows is None else x.gather(1, rows[..., None].expand(-1, -1, x.shape[-1]))
+        residual = x if rows is None else queries
+        x = self.attention_norm(residual + self.dropout(self.attention(x, mask, queries)))  # (B, T or Q, H)
         h = self.ffn_out(F.gelu(self.ffn_in(x)))  # exact (erf) GELU, as BERT's TF code
         return self.ffn_norm(x + self.dropout(h))
 
@@ -92,10 +103,19 @@ class BertEncoder(nn.Module):
         self.pooler = Pooler(config)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns the last hidden states (B, T, H) and the pooled [CLS] feature (B, H)."""
-        for x in self.layer_states(input_ids, token_type_ids, attention_mask):
-            pass
+                attention_mask: torch.Tensor | None = None,
+                rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last hidden states (B, T, H) and the pooled [CLS] feature (B, H).
+
+        rows (B, Q), with rows[:, 0] == 0 ([CLS]): the last layer computes only these positions and
+        the hidden states are (B, Q, H). Pretraining reads the last layer only at [CLS] and the masked
+        positions, so this skips most of that layer's work without changing any result.
+        """
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
+        mask = attention_bias(attention_mask)
+        for layer in self.layers[:-1]:
+            x = layer(x, mask)
+        x = self.layers[-1](x, mask, rows)  # (B, T or Q, H)
         return x, self.pooler(x)
 
     def layer_states(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
@@ -116,9 +136,10 @@ class BertEncoder(nn.Module):
 def attention_bias(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """(B, T) 1/0 padding mask -> (B, 1, 1, T) boolean "may attend" mask for SDPA.
 
-    None when nothing is padded, so that SDPA can take its fastest kernel.
+    Callers pass None when nothing is padded (the batch assembler knows it on the host), so that
+    SDPA can take its fastest kernel; checking here would cost a device-to-host sync every forward.
     """
-    if attention_mask is None or bool(attention_mask.all()):
+    if attention_mask is None:
         return None
     return attention_mask.bool()[:, None, None, :]
 

@@ -70,16 +70,16 @@ class BertForPretraining(nn.Module):
         """Losses and logits. mlm_positions/mlm_labels are (B, P), padded with label IGNORE_INDEX.
         Without next_sentence_label (an MLM-only corpus) the NSP head is not run and the loss is MLM's.
 
-        The vocabulary projection runs only on the masked positions: the (B, T, V) logits tensor
-        of a full-sequence head is never built.
+        The vocabulary projection runs only on the P prediction slots: the (B, T, V) logits tensor
+        of a full-sequence head is never built. mlm_logits (B * P, V) and mlm_targets (B * P,) keep
+        the padded slots (target IGNORE_INDEX): selecting the real ones would cost a host sync.
         """
-        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, H), (B, H)
-        B, T, H = hidden.shape
-        valid = mlm_labels != IGNORE_INDEX  # (B, P)
-        flat = (mlm_positions + T * torch.arange(B, device=hidden.device)[:, None])[valid]  # (M,)
-        mlm_logits = self.mlm(hidden.reshape(B * T, H)[flat], self.bert.embeddings.word.weight)  # (M, V)
-        mlm_targets = mlm_labels[valid]  # (M,)
-        mlm_loss = F.cross_entropy(mlm_logits.float(), mlm_targets)
+        # The last layer runs only at [CLS] (for NSP) and the masked positions: nothing else is read.
+        rows = F.pad(mlm_positions, (1, 0))  # (B, 1 + P), row 0 = [CLS]
+        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask, rows)  # (B, 1 + P, H), (B, H)
+        mlm_logits = self.mlm(hidden[:, 1:].flatten(0, 1), self.bert.embeddings.word.weight)  # (B * P, V)
+        mlm_targets = mlm_labels.flatten()  # (B * P,)
+        mlm_loss = F.cross_entropy(mlm_logits.float(), mlm_targets, ignore_index=IGNORE_INDEX)
         out = {"loss": mlm_loss, "mlm_loss": mlm_loss, "mlm_logits": mlm_logits, "mlm_targets": mlm_targets}
         if next_sentence_label is not None:
             nsp_logits = self.nsp(pooled)  # (B, 2)

@@ -90,7 +90,7 @@ def _check(cfg: BuildCorpusConfig) -> Path:
     if not cfg.tokenizer:
         raise UserError("no tokenizer given; pass --tokenizer TOK_DIR (made by `bertcli tokenize train`)")
     artifacts.require(cfg.tokenizer, "tokenizer")
-    return artifacts.check_output_target(cfg.out, "corpus")
+    return artifacts.check_output_target(cfg.out, "corpus", inputs=[*cfg.input, cfg.tokenizer])
 
 
 # ----------------------------------------------------------------------------- text -> documents

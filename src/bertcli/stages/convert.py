@@ -67,7 +67,7 @@ def run(checkpoint: Path | None, from_format: str | None, to_format: str | None,
 def import_hf(hf_dir: Path, out: Path) -> Path:
     if not hf_dir.is_dir():
         raise UserError(f"{hf_dir}: not a folder; pass a Hugging Face model folder (with config.json)")
-    out = artifacts.check_output_target(out, "checkpoint")
+    out = artifacts.check_output_target(out, "checkpoint", inputs=[hf_dir])
     hf_config = _read_hf_config(hf_dir)
     try:
         config = config_from_hf(hf_config)
@@ -240,7 +240,7 @@ def _fill_missing(state: dict[str, torch.Tensor], config: BertConfig, task: str,
 
 def export_hf(checkpoint: Path, out: Path) -> Path:
     ckpt = load_checkpoint(checkpoint)
-    out = artifacts.check_output_target(out, "hf-export")
+    out = artifacts.check_output_target(out, "hf-export", inputs=[checkpoint])
     if ckpt.task not in TASK_HEADS:
         raise UserError(f"{ckpt.folder}: a {ckpt.task!r} checkpoint has no Hugging Face BERT class; "
                         f"exportable tasks: {', '.join(TASK_HEADS)}")

@@ -31,8 +31,9 @@ from bertcli.checkpoint import ENCODER_PREFIX, load_checkpoint, save_checkpoint
 from bertcli.config import FinetuneConfig
 from bertcli.errors import UserError
 from bertcli.model import BertConfig
-from bertcli.runtime import configure, console, pick_device, seed_everything
+from bertcli.runtime import configure, console, hardware, pick_device, seed_everything
 from bertcli.tasks import Batchable, Task, TaskSettings, get_task
+from bertcli.train import events
 from bertcli.train.evaluation import forward_all, to_device
 from bertcli.train.loop import TrainJob, append_metrics, train_loop
 from bertcli.train.optim import make_optimizer
@@ -61,7 +62,7 @@ def run(cfg: FinetuneConfig) -> Path:
                         (cfg.out, "--out FT")):
         if not value:
             raise UserError(f"finetune: missing {flag.split()[0]}; pass {flag}")
-    out = artifacts.check_output_target(cfg.out, "finetune-run")
+    out = artifacts.check_output_target(cfg.out, "finetune-run", inputs=[cfg.init, cfg.data.train, cfg.data.dev])
     ckpt = load_checkpoint(cfg.init)
     if cfg.data.max_seq_len > ckpt.config.max_position_embeddings:
         raise UserError(f"data.max_seq_len {cfg.data.max_seq_len} exceeds the model's "
@@ -178,9 +179,12 @@ def run_one(cfg: FinetuneConfig, ckpt, prepared: Prepared, out: Path) -> dict:
         return model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
 
     with artifacts.staged_folder(out) as tmp:
+        console.print(f"fine-tuning {ckpt.folder} on {len(train_set):,} examples, {len(labels)} labels "
+                      f"({', '.join(labels)}), {total} steps; dev {len(dev_set):,} examples")
         metrics_path = tmp / "metrics.jsonl"
         artifacts.write_manifest(tmp, "finetune-run", config.to_dict(cfg),
-                                 [Path(cfg.data.train), Path(cfg.data.dev)], task=cfg.task, labels=labels)
+                                 [Path(cfg.data.train), Path(cfg.data.dev)], task=cfg.task, labels=labels,
+                                 hardware=hardware(device))
 
         def save(folder: Path, extra: dict) -> None:
             info = {"settings": settings.to_dict(), "init": str(ckpt.folder), "mode": cfg.mode,
@@ -227,7 +231,9 @@ def run_one(cfg: FinetuneConfig, ckpt, prepared: Prepared, out: Path) -> dict:
                        after_step=after_step, metrics_path=metrics_path, dtype=cfg.runtime.dtype,
                        description=f"finetune {task.name}")
         try:
-            train_loop(torch.compile(model) if cfg.runtime.compile else model, optimizer, job, 0, cfg.runtime.progress)
+            with events.tensorboard(metrics_path, tmp / "tensorboard", cfg.runtime.tensorboard):
+                train_loop(torch.compile(model) if cfg.runtime.compile else model, optimizer, job, 0,
+                           cfg.runtime.progress)
         except EarlyStop:
             console.print(f"early stop: dev {metric} has not improved for {cfg.patience} epochs")
         save(tmp / "final", {"step": best.get("last_step", total)})

@@ -10,30 +10,37 @@ Run folder:
 from __future__ import annotations
 
 import difflib
+import math
+import signal
 from pathlib import Path
 
 import torch
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 
-from bertcli import artifacts, config
+from bertcli import artifacts, config, exits
 from bertcli.checkpoint import load_checkpoint, save_checkpoint
 from bertcli.config import ModelSpec, PretrainConfig
 from bertcli.data.shards import CorpusReader, corpus_splits
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
 from bertcli.model.heads import IGNORE_INDEX
-from bertcli.runtime import configure, console, pick_device, seed_everything
+from bertcli.runtime import (StopRequest, barrier, configure, console, grad_scaler, hardware, init_distributed, is_main,
+                             pick_device, seed_everything, sum_over_ranks)
+from bertcli.train import events
 from bertcli.tokenizer import load_tokenizer
 from bertcli.train.evaluation import evaluate_pretraining, to_device
-from bertcli.train.loop import TrainJob, append_metrics, train_loop, truncate_metrics
+from bertcli.train.loop import RunState, TrainJob, append_metrics, train_loop, truncate_metrics
 from bertcli.train.optim import make_optimizer
 from bertcli.train.sampling import EpochBatches
 from bertcli.train.schedule import warmup_steps
-from bertcli.train.state import load_train_state, save_train_state
+from bertcli.train.prefetch import Prefetcher
+from bertcli.train.state import load_train_state, rng_streams, save_train_state
 
 # Keys that may differ between a run and its --resume: where it lives, speed, logging, length.
 RESUMABLE_CHANGES = ("out", "train.max_steps", "train.log_every", "train.save_every", "train.eval_every",
-                     "train.eval_examples", "runtime.")
+                     "train.eval_examples", "train.max_tokens", "train.max_seconds", "train.max_bad_steps",
+                     "train.on_divergence", "train.keep_last", "runtime.")
 
 
 def model_config(spec: ModelSpec, vocab_size: int, pad_id: int) -> BertConfig:
@@ -63,7 +70,7 @@ def resume_point(run: Path, cfg: PretrainConfig):
     check_resumable(run, cfg)
     checkpoint = load_checkpoint(steps[-1])
     step = checkpoint.extra.get("step", 0)
-    if step >= cfg.train.max_steps:
+    if step >= cfg.train.max_steps and (run / "final").is_dir():
         raise UserError(f"{run}: already at step {step}; raise train.max_steps to train further")
     return checkpoint
 
@@ -106,7 +113,19 @@ def open_eval_reader(cfg: PretrainConfig) -> CorpusReader | None:
     return None
 
 
+def check_resume_target(out: str | Path) -> None:
+    """--resume continues a pretraining run: say so before reading anything else from `out`."""
+    if not str(out):
+        raise UserError("pretrain --resume: no run folder; pass --out RUN (a folder from `bertcli pretrain`)")
+    try:
+        artifacts.require(out, "pretrain-run")
+    except UserError as exc:
+        raise UserError(f"--resume: {exc}; without --resume a new run starts") from None
+
+
 def run(cfg: PretrainConfig, resume: bool = False) -> Path:
+    if resume:
+        check_resume_target(cfg.out)
     if not cfg.corpus:
         raise UserError("pretrain: no corpus; pass --corpus CORPUS (a folder from `bertcli build-corpus`)")
     if not cfg.out:
@@ -119,14 +138,18 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
         raise UserError(f"{cfg.eval_corpus}: built with a different tokenizer than {cfg.corpus}; "
                         f"rebuild it with --tokenizer {cfg.corpus}/tokenizer")
 
+    rank, world = init_distributed(cfg.runtime.device)
+    per_rank = check_split(cfg, world)
     configure(cfg.runtime.threads)
     device = pick_device(cfg.runtime.device)
-    seed_everything(cfg.train.seed)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", torch.cuda.current_device())
+    seed_everything(cfg.train.seed + rank)  # ranks draw different dropout masks
 
     metrics_path = run_dir / "metrics.jsonl"
     resume_from = resume_point(run_dir, cfg) if resume else None
     if resume_from is None:  # refuse a wrong --out before any weights are read
-        artifacts.check_output_target(run_dir, "pretrain-run")
+        artifacts.check_output_target(run_dir, "pretrain-run", inputs=[cfg.corpus, cfg.eval_corpus, cfg.init_from])
         if artifacts.step_dirs(run_dir) or (run_dir / "final").exists():
             raise UserError(f"{run_dir}: holds a run already; continue it with --resume or choose another --out")
     # On resume the weights come from the step checkpoint, so --init-from is not read again.
@@ -146,76 +169,140 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
             check_fits(folder, corpus, arch)
 
     model = BertForPretraining(arch)
-    if resume_from is not None:
-        model.load_state_dict(resume_from.state_dict())
-    elif init is not None:
+    if init is not None:
         report_init(model, init)
     model.to(device)
     optimizer = make_optimizer(model, cfg.optim, device)
+    scaler = grad_scaler(device, cfg.runtime.dtype)
+    state = RunState()
     if resume_from is not None:
-        start_step = load_train_state(resume_from.folder, optimizer)
-        truncate_metrics(metrics_path, start_step)
-        console.print(f"resuming {run_dir} from step {start_step}")
-    else:
-        start_step = 0
+        model.load_state_dict(resume_from.state_dict())
+        state = load_train_state(resume_from.folder, optimizer, rank, world, scaler)
+        if is_main():
+            truncate_metrics(metrics_path, state.step)
+        console.print(f"resuming {run_dir} from step {state.step}")
+    elif is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path.unlink(missing_ok=True)
     # Written again on resume, so that the run's config.yaml always says how it was last continued
     # (a resume that raised train.max_steps stays raised for the next plain --resume).
-    artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus))
+    if is_main():
+        artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus),
+                                 hardware=hardware(device))
+    barrier()
 
-    compiled = torch.compile(model) if cfg.runtime.compile else model
-    total = cfg.train.max_steps
+    wrapped = DistributedDataParallel(model) if world > 1 else model
+    compiled = torch.compile(wrapped) if cfg.runtime.compile else wrapped
+    total = horizon(cfg, reader)
     batches = EpochBatches(len(reader), cfg.train.batch_size, cfg.train.seed)
-    micro = cfg.train.batch_size // cfg.train.grad_accum
+    micro = per_rank // cfg.train.grad_accum
 
     def micro_batches(step: int):
         indices = batches.indices(step)
         epochs = batches.epochs(step)
-        parts = [reader.batch(indices[i:i + micro], epochs[i:i + micro]) for i in range(0, len(indices), micro)]
-        # Each micro-batch's share of the step, so that accumulated losses equal the losses of one
-        # big batch: MLM is a mean over the step's masked tokens, NSP over its examples.
+        mine = slice(rank * per_rank, (rank + 1) * per_rank)  # this rank's share of the step
+        parts = [reader.batch(indices[mine][i:i + micro], epochs[mine][i:i + micro]) for i in range(0, per_rank, micro)]
+        # Each micro-batch's share of the step (all ranks), so that accumulated losses equal the
+        # losses of one big batch: MLM is a mean over the step's masked tokens, NSP over its examples.
+        # Masks may be drawn here (dynamic masking), so the count is summed over ranks (a collective).
         masked = [int((part["mlm_labels"] != IGNORE_INDEX).sum()) for part in parts]
-        return [{**to_device(part, device), "mlm_share": count / max(sum(masked), 1),
-                 "nsp_share": len(part["input_ids"]) / len(indices)}
+        total_masked = max(sum_over_ranks(sum(masked), device), 1)
+        return [{**to_device(unpadded(part), device), "mlm_share": count / total_masked,
+                 "nsp_share": len(part["input_ids"]) / len(indices), "tokens": int(part["attention_mask"].sum())}
                 for part, count in zip(parts, masked)]
 
-    def save(folder: Path, step: int, with_state: bool) -> None:
+    def save(folder: Path, with_state: bool) -> None:
+        rng = rng_streams() if with_state else []  # a collective: every rank takes part
+        if not is_main():
+            return
         with artifacts.staged_folder(folder) as tmp:
             save_checkpoint(tmp, model.state_dict(), arch, "pretraining", ["mlm", "nsp"], tokenizer,
-                            run_config=config.to_dict(cfg), extra={"step": step})
+                            run_config=config.to_dict(cfg), extra={"step": state.step})
             if with_state:
-                save_train_state(tmp, optimizer, step)
+                save_train_state(tmp, optimizer, state, rng, scaler)
+
+    def step_folder(step: int) -> Path:
+        return run_dir / "steps" / f"step-{step:08d}"
 
     def evaluate(step: int) -> dict:
         result = evaluate_pretraining(model, eval_reader, cfg.train.batch_size, cfg.train.eval_examples,
                                       cfg.runtime.dtype)
-        append_metrics(metrics_path, {"step": step, "split": "eval", **result})
+        if is_main():
+            append_metrics(metrics_path, {"step": step, "split": "eval", **result})
         return result
 
     def after_step(done: int) -> None:
         # The last step gets a resumable checkpoint too, so that a finished run can be extended
         # later (--resume with a larger train.max_steps).
         if cfg.train.save_every and (done % cfg.train.save_every == 0 or done == total):
-            save(run_dir / "steps" / f"step-{done:08d}", done, with_state=True)
+            save(step_folder(done), with_state=True)
+            if is_main():
+                artifacts.prune_steps(run_dir, cfg.train.keep_last)
         if eval_reader is not None and cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < total:
             evaluate(done)
+
+    def rewind(bad: RunState) -> RunState:
+        """After too many non-finite steps: back to the last checkpoint with half the lr."""
+        steps = artifacts.step_dirs(run_dir)
+        if not steps:
+            raise UserError(f"{bad.skipped} non-finite steps, the last at step {bad.step}, and no checkpoint "
+                            f"to rewind to; lower optim.lr, set train.save_every, or use runtime.dtype=fp32")
+        model.load_state_dict(load_checkpoint(steps[-1]).state_dict())
+        restored = load_train_state(steps[-1], optimizer, rank, world, scaler)
+        restored.lr_scale, restored.skipped = bad.lr_scale / 2, bad.skipped
+        console.print(f"[yellow]rewind:[/] non-finite steps up to step {bad.step}; back to step {restored.step} "
+                      f"with lr x{restored.lr_scale:g}")
+        vars(bad).update(vars(restored))  # the one RunState object the loop and save() share
+        return bad
 
     job = TrainJob(total_steps=total, peak_lr=cfg.optim.lr,
                    warmup=warmup_steps(total, cfg.optim.warmup_steps, cfg.optim.warmup_ratio),
                    grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
-                   micro_batches=micro_batches, losses=pretraining_losses, after_step=after_step,
-                   metrics_path=metrics_path, dtype=cfg.runtime.dtype, description="pretrain")
-    train_loop(compiled, optimizer, job, start_step, cfg.runtime.progress)
-
-    save(run_dir / "final", total, with_state=False)
-    if eval_reader is not None:
-        result = evaluate(total)
+                   # Under torchrun, batches are built on the main thread: building one holds a collective.
+                   micro_batches=Prefetcher(micro_batches) if cfg.runtime.prefetch and world == 1 else micro_batches,
+                   losses=pretraining_losses, after_step=after_step, metrics_path=metrics_path,
+                   dtype=cfg.runtime.dtype, description="pretrain", schedule=cfg.optim.schedule,
+                   max_tokens=cfg.train.max_tokens, max_seconds=cfg.train.max_seconds,
+                   max_bad_steps=cfg.train.max_bad_steps,
+                   rewind=rewind if cfg.train.on_divergence == "rewind" else None)
+    with events.tensorboard(metrics_path, run_dir / "tensorboard", cfg.runtime.tensorboard and is_main()):
+        with StopRequest() as stop:
+            job.stop_requested = stop
+            state = train_loop(compiled, optimizer, job, state, cfg.runtime.progress, scaler)
+        if state.stopped and not step_folder(state.step).is_dir():
+            save(step_folder(state.step), with_state=True)
+        if state.stopped == "signal":  # checkpoint saved: now end as any interrupted command does
+            console.print(f"saved step {state.step}; continue with: bertcli pretrain --out {run_dir} --resume")
+            raise KeyboardInterrupt if stop.received == signal.SIGINT else exits.Terminated()
+        save(run_dir / "final", with_state=False)
+        result = evaluate(state.step) if eval_reader is not None else None
+    if result is not None:
         nsp = f"NSP accuracy {result['nsp_accuracy']:.4f} " if "nsp_accuracy" in result else ""
         console.print(f"held-out: MLM accuracy {result['mlm_accuracy']:.4f}, perplexity {result['perplexity']:.2f}, "
                       f"{nsp}({result['examples']} examples)")
     console.print(f"pretrained model: {run_dir / 'final'}")
     return run_dir / "final"
+
+
+def check_split(cfg: PretrainConfig, world: int) -> int:
+    """Examples per rank and step; the step's batch must split evenly over ranks and micro-batches."""
+    if cfg.train.batch_size % (world * cfg.train.grad_accum):
+        raise UserError(f"train.batch_size {cfg.train.batch_size} does not split over {world} process(es) x "
+                        f"train.grad_accum {cfg.train.grad_accum}; choose a multiple of {world * cfg.train.grad_accum}")
+    return cfg.train.batch_size // world
+
+
+def horizon(cfg: PretrainConfig, reader: CorpusReader) -> int:
+    """The schedule's total steps: train.max_steps, or the steps train.max_tokens takes."""
+    if not cfg.train.max_tokens:
+        return cfg.train.max_steps
+    return max(1, math.ceil(cfg.train.max_tokens / (cfg.train.batch_size * reader.mean_length())))
+
+
+def unpadded(batch: dict) -> dict:
+    """No attention mask when nothing is padded, so SDPA takes its unmasked kernel. The check is on
+    the host (numpy), where the mask is made: on the device it would cost a sync every step."""
+    return {**batch, "attention_mask": None} if batch["attention_mask"].all() else batch
 
 
 def pretraining_losses(model: BertForPretraining, batch: dict) -> dict:

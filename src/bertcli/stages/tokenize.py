@@ -16,7 +16,7 @@ from bertcli.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece, wr
 def train(cfg: TokenizeConfig) -> Path:
     if not cfg.input:
         raise UserError("tokenize train: no input; pass --input FILE (repeatable)")
-    out = artifacts.check_output_target(cfg.out, "tokenizer")
+    out = artifacts.check_output_target(cfg.out, "tokenizer", inputs=cfg.input)
     lines = list(iter_lines(cfg.input))  # reads every file first, so a bad input fails before training
     if not lines:
         raise UserError(f"{cfg.input[0]}: no text to train on; give files with text in them")

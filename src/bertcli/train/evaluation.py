@@ -9,12 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bertcli.model.heads import IGNORE_INDEX
 from bertcli.runtime import autocast
 
 
-def to_device(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    return {key: torch.from_numpy(np.ascontiguousarray(value)).to(device, non_blocking=True)
-            for key, value in batch.items()}
+def to_device(batch: dict[str, np.ndarray | None], device: torch.device) -> dict[str, torch.Tensor | None]:
+    """numpy -> tensors on `device`; on CUDA through pinned memory, so the copies run asynchronously."""
+    def move(value: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor
+    return {key: None if value is None else move(value) for key, value in batch.items()}
 
 
 def chunks(n: int, size: int):
@@ -37,7 +41,7 @@ def evaluate_pretraining(model: nn.Module, reader, batch_size: int, max_examples
         targets = out["mlm_targets"]
         mlm_loss += float(F.cross_entropy(out["mlm_logits"].float(), targets, reduction="sum"))
         mlm_correct += float((out["mlm_logits"].argmax(-1) == targets).sum())
-        mlm_count += targets.numel()
+        mlm_count += float((targets != IGNORE_INDEX).sum())
         if "nsp_logits" in out:
             labels = batch["next_sentence_label"]
             nsp_loss += float(F.cross_entropy(out["nsp_logits"].float(), labels, reduction="sum"))
