@@ -160,10 +160,6 @@ def run_one(cfg: FinetuneConfig, ckpt, prepared: Prepared, out: Path) -> dict:
     best = {"score": -math.inf, "epoch": 0, "checks_since": 0}
     heads = ["head"] if features_mode else [name for name, _ in model.named_children() if name != "bert"]
 
-    console.print(f"{'training a ' + settings.head + ' model on frozen features' if features_mode else 'fine-tuning'}"
-                  f" {ckpt.folder} for {task.name} on {len(train_set):,} examples"
-                  f"{f', {len(labels)} labels' if labels else ''}, {total} steps; dev {len(dev_set):,} examples")
-
     def cached_batch(split: str, indices, batch: dict) -> dict:
         features = [cache[split][i] for i in indices]
         shape = (len(features), int(batch["attention_mask"].shape[1]), *features[0].shape[1:]) \
@@ -178,9 +174,10 @@ def run_one(cfg: FinetuneConfig, ckpt, prepared: Prepared, out: Path) -> dict:
             return model.head(batch["features"], batch["attention_mask"])
         return model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
 
-    with artifacts.staged_folder(out) as tmp:
-        console.print(f"fine-tuning {ckpt.folder} on {len(train_set):,} examples, {len(labels)} labels "
-                      f"({', '.join(labels)}), {total} steps; dev {len(dev_set):,} examples")
+    with artifacts.staged_folder(out) as tmp:  # first, so that an unwritable --out fails before any message
+        console.print(f"{'training a ' + settings.head + ' model on frozen features' if features_mode else 'fine-tuning'}"
+                      f" {ckpt.folder} for {task.name} on {len(train_set):,} examples"
+                      f"{f', {len(labels)} labels' if labels else ''}, {total} steps; dev {len(dev_set):,} examples")
         metrics_path = tmp / "metrics.jsonl"
         artifacts.write_manifest(tmp, "finetune-run", config.to_dict(cfg),
                                  [Path(cfg.data.train), Path(cfg.data.dev)], task=cfg.task, labels=labels,
