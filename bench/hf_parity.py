@@ -28,6 +28,7 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
@@ -92,7 +93,8 @@ def minilm_parity(work: Path, texts: list[str], batch_size: int) -> dict[str, fl
         got, _ = ours(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
         hidden = max(hidden, max_diff(got, ref, batch["attention_mask"]))
 
-    vectors, _ = embed_texts(ours, ckpt.tokenizer(), texts, "mean", True, batch_size, 128)
+    vectors, _, _ = embed_texts(ours, ckpt.tokenizer(), texts, "mean", True, batch_size, 128)
+    vectors = torch.from_numpy(np.stack(vectors))
     reference = []
     for start in range(0, len(texts), batch_size):
         batch = hf_tok(texts[start:start + batch_size], padding=True, truncation=True, max_length=128,

@@ -352,6 +352,10 @@ CASES = [
     C("convert/damaged-weights", lambda fx, t: ["convert", damaged_weights(fx, t), "--to", "hf", "--out", t / "h"],
       "checksum"),
     # ---------------------------------------------------------------- embed
+    C("predict/pretrain-checkpoint", lambda fx, t: ["predict", fx.run, fx.text], "has no task head",
+      "bertcli finetune --task"),
+    C("predict/wrong-task", lambda fx, t: ["predict", fx.ft, fx.text, "--task", "ner"], "fine-tuned for cls, not ner"),
+    C("predict/text-missing", lambda fx, t: ["predict", fx.ft, t / "nope.txt"], "nope.txt", "not found"),
     C("embed/checkpoint-missing", lambda fx, t: ["embed", t / "nope", fx.text], "nope", "not found"),
     C("embed/text-missing", lambda fx, t: ["embed", fx.run, t / "nope.txt"], "nope.txt", "not found"),
     C("embed/binary-text", lambda fx, t: ["embed", fx.run, write(t / "b.bin", b"a\x00b")], "b.bin", "binary"),

@@ -193,7 +193,10 @@ def pretrain(
 @app.command("finetune")
 def finetune(
     config: Optional[Path] = typer.Argument(None, help="YAML recipe, e.g. recipes/finetune/sst2.yaml."),
-    task: Optional[str] = typer.Option(None, "--task", help="cls (single sentence or pair classification)."),
+    task: Optional[str] = typer.Option(None, "--task", help="cls | regression | ner | qa."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="finetune (all weights) | features (frozen encoder)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Features mode: last | second_to_last | "
+                                         "sum_last_four | concat_last_four | embeddings."),
     init: Optional[Path] = typer.Option(None, "--init", help="Checkpoint or run folder to start from."),
     train: Optional[Path] = typer.Option(None, "--train", help="Training file (TSV, CSV or JSONL)."),
     dev: Optional[Path] = typer.Option(None, "--dev", help="Dev file, evaluated every epoch."),
@@ -203,13 +206,19 @@ def finetune(
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (optim.lr)."),
     max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Tokens per example (data.max_seq_len)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Several seeds, e.g. 1,2,3: one run each, "
+                                        "median and spread in summary.json."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Stop after N epochs without a better "
+                                           "dev metric (0: never)."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
 ):
-    """Fine-tune a pretrained encoder with a new task head; the best dev epoch is kept."""
+    """Fine-tune a pretrained encoder with a new task head (or train one on frozen features);
+    the task's own dev metric picks the best epoch."""
     from bertcli.config import FinetuneConfig, load_config
     from bertcli.stages import finetune as stage
 
-    flags = {"task": task, "init": _str(init), "data.train": _str(train), "data.dev": _str(dev),
+    flags = {"task": task, "mode": mode, "features.layers": layers, "patience": patience,
+             "seeds": _int_list(seeds, "--seeds"), "init": _str(init), "data.train": _str(train), "data.dev": _str(dev),
              "out": _str(out), "train.epochs": epochs, "train.batch_size": batch_size, "optim.lr": lr,
              "data.max_seq_len": max_seq_len, "train.seed": seed}
     stage.run(load_config(FinetuneConfig, config, set_, flags))
@@ -218,16 +227,37 @@ def finetune(
 @app.command("eval")
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="Checkpoint or run folder."),
-    data: Path = typer.Option(..., "--data", help="Labelled file (classification) or corpus folder (pretrain)."),
+    data: Path = typer.Option(..., "--data", help="Labelled file (TSV/CSV/JSONL, CoNLL, SQuAD JSON) or corpus folder."),
+    task: Optional[str] = typer.Option(None, "--task", help="Refuse a checkpoint fine-tuned for another task."),
     json_: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Examples per forward pass."),
     max_examples: int = typer.Option(0, "--max-examples", min=0, help="Evaluate at most N examples (0: all)."),
     split: str = typer.Option("auto", "--split", help="Corpus split: auto (eval if present), train or eval."),
 ):
-    """Evaluate a checkpoint: accuracy/F1/MCC for classification; MLM/NSP accuracy and perplexity."""
+    """Evaluate a checkpoint: its task's metrics on labelled data; MLM/NSP accuracy and perplexity on a corpus."""
     from bertcli.stages import evaluate as stage
 
-    stage.run(checkpoint, data, as_json=json_, batch_size=batch_size, max_examples=max_examples, split=split)
+    stage.run(checkpoint, data, as_json=json_, batch_size=batch_size, max_examples=max_examples, split=split,
+              task=task)
+
+
+@app.command("predict")
+def predict(
+    checkpoint: Path = typer.Argument(..., help="Fine-tuned checkpoint or run folder."),
+    file: str = typer.Argument("-", help="Input, one example per line; - for stdin."),
+    task: Optional[str] = typer.Option(None, "--task", help="Refuse a checkpoint fine-tuned for another task."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Examples per forward pass."),
+    fast: bool = typer.Option(False, "--fast", help="int8 linear layers (CPU): faster, slightly different."),
+    device: str = typer.Option("auto", "--device", help="auto|cpu|cuda."),
+):
+    """Predictions as JSON lines on stdout, one line per input line.
+
+    Input lines: text (cls, regression, ner); 'first<TAB>second' for pair models; for qa
+    {"question": ..., "context": ...} or 'question<TAB>context'; any task also takes a JSON object.
+    """
+    from bertcli.stages import predict as stage
+
+    stage.run(checkpoint, file, task=task, batch_size=batch_size, device=device, fast=fast)
 
 
 @app.command("convert")
@@ -261,15 +291,31 @@ def embed(
                                               "included; longer texts are truncated (default 128, or the "
                                               "model's positions if fewer)."),
     device: str = typer.Option("auto", "--device", help="auto|cpu|cuda."),
+    layers: str = typer.Option("last", "--layers", help="last | second_to_last | sum_last_four | "
+                               "concat_last_four | embeddings."),
+    tokens: bool = typer.Option(False, "--tokens", help="A vector per token instead of one per line."),
+    npy: Optional[Path] = typer.Option(None, "--npy", help="Write the vectors to this .npy; JSON lines then "
+                                       "give each line's row (or rows, with --tokens)."),
+    fast: bool = typer.Option(False, "--fast", help="int8 linear layers (CPU): faster, slightly different."),
 ):
-    """Sentence vectors: for each input line, one JSON line {"embedding": <list of floats>} on stdout.
+    """Vectors: for each input line, one JSON line on stdout ({"embedding": [...]}, or with --tokens
+    {"tokens": [...], "vectors": [[...], ...]}).
 
     Output line i belongs to input line i (empty lines too). Messages go to stderr.
     """
     from bertcli.stages import embed as stage
 
     stage.run(checkpoint, file, pooling=pooling, normalize=normalize, batch_size=batch_size,
-              max_seq_len=max_seq_len, device=device)
+              max_seq_len=max_seq_len, device=device, layers=layers, tokens=tokens, npy=npy, fast=fast)
+
+
+def _int_list(value: Optional[str], flag: str) -> Optional[List[int]]:
+    if value is None:
+        return None
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"{flag} {value!r}: expected integers separated by commas, e.g. {flag} 1,2,3")
 
 
 @app.command("report")

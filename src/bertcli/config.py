@@ -272,23 +272,61 @@ class TaskDataConfig:
 
     train: str = ""
     dev: str = ""
-    format: Literal["auto", "tsv", "csv", "jsonl"] = "auto"
+    format: Literal["auto", "tsv", "csv", "jsonl"] = "auto"  # cls/regression files; ner reads CoNLL, qa SQuAD JSON
     text_column: str = "auto"  # auto: `sentence`, `text`, `sentence1`, `#1 String`, ...
     text_pair_column: str = "auto"  # auto: `sentence2`, `#2 String`, ...; "none" for single
-    label_column: str = "auto"  # auto: `label`, `Quality`, ...
+    label_column: str = "auto"  # auto: `label`, `Quality`, ... (`score` for regression)
     max_seq_len: int = 128
+    # Batches of similar lengths (shuffled within chunks of 50 batches), so little compute goes to
+    # padding; false draws each batch uniformly as BERT's run_classifier.py does.
+    group_by_length: bool = True
 
     def __post_init__(self):
         require(self.max_seq_len >= 8, "max_seq_len", f"must be >= 8, got {self.max_seq_len}")
 
 
 @dataclass(frozen=True)
+class QAConfig:
+    """Extractive QA settings, with run_squad.py's defaults (Devlin et al. 2019, section 4.2)."""
+
+    doc_stride: int = 128  # tokens between the starts of a long context's windows
+    max_query_len: int = 64  # question tokens kept
+    max_answer_len: int = 30  # longest predicted answer, in tokens
+    n_best: int = 20  # start and end candidates searched per window
+
+    def __post_init__(self):
+        require(self.doc_stride > 0, "doc_stride", f"must be > 0, got {self.doc_stride}")
+        require(self.max_query_len > 0, "max_query_len", f"must be > 0, got {self.max_query_len}")
+        require(self.max_answer_len > 0, "max_answer_len", f"must be > 0, got {self.max_answer_len}")
+        require(self.n_best > 0, "n_best", f"must be > 0, got {self.n_best}")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """Feature-based mode (section 5.3): which layers make the features and what learns on them."""
+
+    layers: Literal["last", "second_to_last", "sum_last_four", "concat_last_four", "embeddings"] = "concat_last_four"
+    head: Literal["auto", "linear", "bilstm"] = "auto"  # auto: bilstm for ner, linear otherwise
+    lstm_size: int = 256  # hidden units per direction of the BiLSTM
+    lr: float = 1e-3  # the small task model learns fast; the encoder is frozen
+
+    def __post_init__(self):
+        require(self.lstm_size > 0, "lstm_size", f"must be > 0, got {self.lstm_size}")
+        require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
-    task: Literal["cls"] = "cls"
+    task: Literal["cls", "regression", "ner", "qa"] = "cls"
+    mode: Literal["finetune", "features"] = "finetune"  # features: frozen encoder + small task model
     init: str = ""
     out: str = ""
     classifier_dropout: float = 0.1
+    seeds: list[int] = field(default_factory=list)  # several: one run per seed, median and spread
+    patience: int = 0  # stop after this many dev checks without a better selection metric (0: never)
     data: TaskDataConfig = field(default_factory=TaskDataConfig)
+    qa: QAConfig = field(default_factory=QAConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-5, weight_decay=0.01))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=0, batch_size=32))
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -297,6 +335,10 @@ class FinetuneConfig:
     def __post_init__(self):
         require(0 <= self.classifier_dropout < 1, "classifier_dropout", "must be in [0, 1)")
         require(self.dropout is None or 0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
+        require(self.patience >= 0, "patience", f"must be >= 0, got {self.patience}")
+        require(len(set(self.seeds)) == len(self.seeds), "seeds", f"has a seed twice: {self.seeds}")
+        require(not (self.mode == "features" and self.task == "qa"), "mode",
+                "features mode serves cls, regression and ner; fine-tune qa (--mode finetune)")
 
 
 # ----------------------------------------------------------------------------- the loader

@@ -121,6 +121,8 @@ def pick_columns(path: Path, names: list[str], cfg: TaskDataConfig,
         label = check(cfg.label_column, "label_column")
     else:
         label = next((name for name in LABEL_COLUMNS if name in names), None)
+    if need_labels and label is None and cfg.label_column == "auto" and "score" in names:
+        label = "score"  # STS-B-style files; the task decides whether it reads classes or scores
     if need_labels and label is None:
         raise UserError(f"{path}: no label column (columns: {', '.join(names)}); "
                         f"name it with --set data.label_column=NAME")
@@ -161,7 +163,7 @@ def label_names(labels: list[str], path: Path | None = None) -> list[str]:
     fractional = next((label for label in numbers if not float(label).is_integer()), None)
     if fractional is not None:
         raise UserError(f"{path or 'labels'}: label {fractional!r} is a score, not a class; --task cls needs "
-                        f"class labels (regression is not supported yet)")
+                        f"class labels. For scores use --task regression")
     return numbers
 
 
@@ -176,14 +178,25 @@ def label_ids(examples: Examples, names: list[str]) -> np.ndarray:
     return ids
 
 
+IGNORE_INDEX = -100  # token label of pieces that carry none (padding, a word's later pieces)
+
+
 @dataclass
 class EncodedExamples:
+    """Token ids of each example (or each QA window) and what it is trained to predict."""
+
     input_ids: list[np.ndarray]  # each [CLS] a [SEP] (b [SEP])
     token_type_ids: list[np.ndarray]
-    labels: np.ndarray | None
+    labels: np.ndarray | None  # one per example: class ids (int64) or scores (float32)
+    token_labels: list[np.ndarray] | None = None  # NER: one per token, IGNORE_INDEX where none
+    spans: np.ndarray | None = None  # QA: (N, 2) answer start and end token, 0 0 when absent
+    meta: list | None = None  # how each row maps back to its example (NER first pieces, QA windows)
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
     def batch(self, indices, pad_id: int) -> dict[str, np.ndarray]:
         """Pad the chosen examples to the longest of them."""
@@ -191,14 +204,21 @@ class EncodedExamples:
         input_ids = np.full((len(indices), T), pad_id, dtype=np.int64)
         token_type_ids = np.zeros((len(indices), T), dtype=np.int64)
         attention_mask = np.zeros((len(indices), T), dtype=np.int64)
+        token_labels = np.full((len(indices), T), IGNORE_INDEX, dtype=np.int64)
         for row, i in enumerate(indices):
             n = len(self.input_ids[i])
             input_ids[row, :n] = self.input_ids[i]
             token_type_ids[row, :n] = self.token_type_ids[i]
             attention_mask[row, :n] = 1
+            if self.token_labels is not None:
+                token_labels[row, :n] = self.token_labels[i]
         batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
         if self.labels is not None:
             batch["labels"] = self.labels[np.asarray(indices)]
+        if self.token_labels is not None:
+            batch["labels"] = token_labels
+        if self.spans is not None:
+            batch["spans"] = self.spans[np.asarray(indices)]
         return batch
 
 

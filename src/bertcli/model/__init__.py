@@ -4,8 +4,11 @@ from bertcli.model.config import BertConfig, preset_names, preset_shape
 from bertcli.model.encoder import BertEncoder
 from bertcli.model.heads import (
     BertForPretraining,
+    BertForQuestionAnswering,
     BertForSequenceClassification,
+    BertForTokenClassification,
     ClassificationHead,
+    FeatureModel,
     MaskedLMHead,
     NextSentenceHead,
 )
@@ -14,8 +17,11 @@ __all__ = [
     "BertConfig",
     "BertEncoder",
     "BertForPretraining",
+    "BertForQuestionAnswering",
     "BertForSequenceClassification",
+    "BertForTokenClassification",
     "ClassificationHead",
+    "FeatureModel",
     "MaskedLMHead",
     "NextSentenceHead",
     "preset_names",

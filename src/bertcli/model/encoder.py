@@ -118,6 +118,20 @@ class BertEncoder(nn.Module):
         x = self.layers[-1](x, mask, rows)  # (B, T or Q, H)
         return x, self.pooler(x)
 
+    def layer_states(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                     attention_mask: torch.Tensor | None = None):
+        """Yields the embedding output, then each layer's output (B, T, H): num_layers + 1 tensors.
+
+        Feature-based use (Devlin et al. 2019, section 5.3) reads chosen layers from here, so that
+        forward() needs no "return every layer" switch.
+        """
+        x = self.embeddings(input_ids, token_type_ids)
+        yield x
+        mask = attention_bias(attention_mask)
+        for layer in self.layers:
+            x = layer(x, mask)
+            yield x
+
 
 def attention_bias(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """(B, T) 1/0 padding mask -> (B, 1, 1, T) boolean "may attend" mask for SDPA.

@@ -105,3 +105,131 @@ class BertForSequenceClassification(nn.Module):
     def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
         _, pooled = self.bert(input_ids, token_type_ids, attention_mask)
         return self.classifier(pooled)  # (B, num_labels)
+
+
+class BertForTokenClassification(nn.Module):
+    """A label per token: dropout + linear on every last hidden state (section 4.3, CoNLL-2003 NER)."""
+
+    def __init__(self, config: BertConfig, num_labels: int, classifier_dropout: float = 0.1):
+        super().__init__()
+        self.config = config
+        self.num_labels = num_labels
+        self.bert = BertEncoder(config)
+        self.classifier = ClassificationHead(config, num_labels, classifier_dropout)
+        init_weights(self, config.initializer_range)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
+        hidden, _ = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, H)
+        return self.classifier(hidden)  # (B, T, num_labels)
+
+
+class SpanHead(nn.Module):
+    """Start and end logits per token: one linear layer to 2 (section 4.2, SQuAD v1.1)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.linear = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.linear(hidden)  # (B, T, 2): [..., 0] start, [..., 1] end
+
+
+class BertForQuestionAnswering(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertEncoder(config)
+        self.span = SpanHead(config)
+        init_weights(self, config.initializer_range)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
+        hidden, _ = self.bert(input_ids, token_type_ids, attention_mask)
+        return self.span(hidden)  # (B, T, 2)
+
+
+# ----------------------------------------------------------------------------- feature-based use
+
+# Which encoder outputs make a feature (section 5.3, table 7). Index 0 is the embedding output,
+# index i the output of layer i, so -1 is the last layer and -2 the second-to-last.
+LAYER_CHOICES = ("last", "second_to_last", "sum_last_four", "concat_last_four", "embeddings")
+
+
+def feature_size(hidden_size: int, layers: str) -> int:
+    return 4 * hidden_size if layers == "concat_last_four" else hidden_size
+
+
+def combine_layers(states: list[torch.Tensor], layers: str) -> torch.Tensor:
+    """(B, T, H) or (B, T, 4H) from the embedding output and every layer's output."""
+    if layers == "last":
+        return states[-1]
+    if layers == "second_to_last":
+        return states[-2]
+    if layers == "embeddings":
+        return states[0]
+    if layers == "sum_last_four":
+        return torch.stack(states[-4:]).sum(dim=0)
+    if layers == "concat_last_four":
+        return torch.cat(states[-4:], dim=-1)
+    raise ValueError(f"unknown layer choice {layers!r}; choose one of {', '.join(LAYER_CHOICES)}")
+
+
+class BiLSTMTagger(nn.Module):
+    """Two-layer bidirectional LSTM then a linear layer, the paper's feature-based tagger (section 5.3)."""
+
+    def __init__(self, input_size: int, num_labels: int, hidden_size: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers=2, batch_first=True, bidirectional=True,
+                            dropout=dropout)
+        self.linear = nn.Linear(2 * hidden_size, num_labels)
+
+    def forward(self, features: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.dropout(features), lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=features.shape[1])
+        return self.linear(self.dropout(out))  # (B, T, num_labels)
+
+
+class LinearProbe(nn.Module):
+    """Dropout + linear on features: per token (tagging) or on [CLS] (sentence tasks)."""
+
+    def __init__(self, input_size: int, num_labels: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(input_size, num_labels)
+
+    def forward(self, features: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.linear(self.dropout(features))
+
+
+class FeatureModel(nn.Module):
+    """A frozen encoder whose chosen layers feed a small task model.
+
+    Training runs the task model on cached features (`self.head(features, mask)`); prediction runs
+    the whole thing (`forward`), so a feature-based checkpoint predicts like a fine-tuned one.
+    `per_token` picks every token's features (tagging) or the [CLS] token's (sentence tasks).
+    """
+
+    def __init__(self, config: BertConfig, num_labels: int, layers: str, head: str, per_token: bool,
+                 lstm_size: int = 256, dropout: float = 0.1):
+        super().__init__()
+        self.config = config
+        self.num_labels = num_labels
+        self.layers, self.per_token = layers, per_token
+        self.bert = BertEncoder(config)
+        size = feature_size(config.hidden_size, layers)
+        if head == "bilstm":
+            self.head = BiLSTMTagger(size, num_labels, lstm_size, dropout)
+        else:
+            self.head = LinearProbe(size, num_labels, dropout)
+        self.bert.requires_grad_(False)
+
+    def features(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
+        states = list(self.bert.layer_states(input_ids, token_type_ids, attention_mask))
+        features = combine_layers(states, self.layers)  # (B, T, F)
+        return features if self.per_token else features[:, 0]  # (B, T, F) or (B, F)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
+        return self.head(self.features(input_ids, token_type_ids, attention_mask), attention_mask)

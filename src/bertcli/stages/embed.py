@@ -4,6 +4,12 @@ Pooling: `mean` averages the last hidden states over the real tokens ([CLS] and 
 padding excluded), as sentence-transformers does, so an imported all-MiniLM-L6-v2 with
 `--pooling mean --normalize` gives that model's published embeddings; `cls` takes the [CLS]
 hidden state; `pooler` takes BERT's tanh pooler output (the feature NSP was trained on).
+
+`--layers` picks the features as the BERT paper's feature-based table does (last, second_to_last,
+sum_last_four, concat_last_four, embeddings); `--tokens` writes every token's vector instead of a
+pooled one (the job of Google's extract_features.py); `--npy FILE` puts the vectors in a NumPy
+array and leaves JSON lines with the row (or token rows) of each input line; `--fast` runs the
+linear layers in dynamic int8 (CPU), a little less exact and much faster.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -19,8 +26,9 @@ from bertcli.checkpoint import ENCODER_PREFIX, load_checkpoint
 from bertcli.data.text import iter_text_lines
 from bertcli.errors import UserError
 from bertcli.model import BertEncoder
+from bertcli.model.heads import LAYER_CHOICES, combine_layers
 from bertcli.model.hf import POOLER
-from bertcli.runtime import console, pick_device
+from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tokenizer import Tokenizer
 
 POOLINGS = ("mean", "cls", "pooler")
@@ -30,12 +38,22 @@ DEFAULT_MAX_SEQ_LEN = 128  # all of sst2 and most sentences fit; sentence-transf
 
 
 def run(checkpoint: Path, file: str, pooling: str = "mean", normalize: bool = False, batch_size: int = 64,
-        max_seq_len: int | None = None, device: str = "auto") -> None:
+        max_seq_len: int | None = None, device: str = "auto", layers: str = "last", tokens: bool = False,
+        npy: Path | None = None, fast: bool = False) -> None:
     if pooling not in POOLINGS:
         raise UserError(f"--pooling {pooling}: unknown; choose one of {', '.join(POOLINGS)}")
+    if layers not in LAYER_CHOICES:
+        raise UserError(f"--layers {layers}: unknown; choose one of {', '.join(LAYER_CHOICES)}")
+    if pooling == "pooler" and (layers != "last" or tokens):
+        raise UserError("--pooling pooler is the last layer's [CLS] through the pooler; use it without "
+                        "--layers or --tokens")
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    if npy is not None and Path(npy).suffix != ".npy":
+        raise UserError(f"--npy {npy}: name the file with a .npy suffix")
     ckpt = load_checkpoint(checkpoint)
+    if layers.endswith("last_four") and ckpt.config.num_layers < 4:
+        raise UserError(f"--layers {layers}: {ckpt.folder} has only {ckpt.config.num_layers} layers")
     max_seq_len = max_seq_len or min(DEFAULT_MAX_SEQ_LEN, ckpt.config.max_position_embeddings)
     if not 2 <= max_seq_len <= ckpt.config.max_position_embeddings:
         raise UserError(f"--max-seq-len {max_seq_len}: must be between 2 and the model's "
@@ -47,17 +65,46 @@ def run(checkpoint: Path, file: str, pooling: str = "mean", normalize: bool = Fa
     texts = list(iter_text_lines(file))
     target = pick_device(device)
     encoder = load_encoder(ckpt).to(target)
+    if fast:
+        encoder = quantize_linear(encoder)
     tokenizer = ckpt.tokenizer()
-    vectors, truncated = embed_texts(encoder, tokenizer, texts, pooling, normalize, batch_size, max_seq_len)
+    how = "tokens" if tokens else pooling
+    vectors, truncated, ids = embed_texts(encoder, tokenizer, texts, how, normalize, batch_size, max_seq_len, layers)
     if truncated:
         console.print(f"note: {truncated:,} of {len(texts):,} lines were longer than {max_seq_len} tokens "
                       f"and were truncated (--max-seq-len)")
-    out = sys.stdout
-    for vector in vectors.tolist():
-        out.write(json.dumps({"embedding": vector}) + "\n")
+    write_vectors(sys.stdout, vectors, ids, tokenizer, tokens, npy)
+    dims = vectors[0].shape[-1] if len(vectors) else 0
+    console.print(f"embedded {len(texts):,} lines with {ckpt.folder} ({'per token' if tokens else pooling + ' pooling'}"
+                  f", {layers}{', L2-normalised' if normalize else ''}{', int8' if fast else ''}, {dims} dimensions)"
+                  f"{f'; vectors in {npy}' if npy else ''}")
+
+
+def write_vectors(out, vectors: list, ids: list[list[int]], tokenizer: Tokenizer, tokens: bool,
+                  npy: Path | None) -> None:
+    """One JSON line per input line; with npy, the vectors go to the array and the line says where."""
+    if npy is not None:
+        if tokens:
+            hidden = vectors[0].shape[-1] if vectors else 0
+            array = np.concatenate(vectors) if vectors else np.zeros((0, hidden), np.float32)
+        else:
+            array = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
+        tmp = Path(npy).with_name(Path(npy).name + ".tmp.npy")
+        np.save(tmp, array.astype(np.float32))
+        tmp.replace(npy)  # never a half-written array under the name asked for
+    row = 0
+    for i, vector in enumerate(vectors):
+        if tokens:
+            record = {"tokens": tokenizer.pieces(ids[i])}
+            if npy is None:
+                record["vectors"] = vector.tolist()
+            else:
+                record.update(rows=[row, row + len(vector)])
+                row += len(vector)
+        else:
+            record = {"row": i} if npy is not None else {"embedding": vector.tolist()}
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
     out.flush()
-    console.print(f"embedded {len(texts):,} lines with {ckpt.folder} ({pooling} pooling"
-                  f"{', L2-normalised' if normalize else ''}, {vectors.shape[1]} dimensions)")
 
 
 def load_encoder(ckpt) -> BertEncoder:
@@ -69,8 +116,9 @@ def load_encoder(ckpt) -> BertEncoder:
 
 @torch.inference_mode()
 def embed_texts(encoder: BertEncoder, tokenizer: Tokenizer, texts: list[str], pooling: str, normalize: bool,
-                batch_size: int, max_seq_len: int) -> tuple[torch.Tensor, int]:
-    """(N, H) fp32 vectors in input order, and how many texts were truncated.
+                batch_size: int, max_seq_len: int, layers: str = "last") -> tuple[list[np.ndarray], int, list]:
+    """Per text, in input order, an fp32 vector (H,) or, for pooling "tokens", one per token (T, H);
+    how many texts were truncated; and each text's token ids.
 
     Texts are batched by length so that a batch pads little; padding is masked out of attention
     and of the mean, so the vectors do not depend on the batching.
@@ -80,7 +128,7 @@ def embed_texts(encoder: BertEncoder, tokenizer: Tokenizer, texts: list[str], po
     ids = [[tokenizer.cls_id, *body[:max_seq_len - 2], tokenizer.sep_id] for body in bodies]
     truncated = sum(len(body) > max_seq_len - 2 for body in bodies)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    vectors = torch.empty(len(ids), encoder.config.hidden_size)
+    vectors: list[np.ndarray | None] = [None] * len(ids)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         T = max(len(ids[i]) for i in chunk)
@@ -90,11 +138,19 @@ def embed_texts(encoder: BertEncoder, tokenizer: Tokenizer, texts: list[str], po
             input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
             mask[row, :len(ids[i])] = 1
         input_ids, mask = input_ids.to(device), mask.to(device)
-        hidden, pooled = encoder(input_ids, attention_mask=mask)  # (B, T, H), (B, H)
-        vectors[chunk] = pool(hidden, pooled, mask, pooling).float().cpu()
-    if normalize:
-        vectors = F.normalize(vectors, p=2, dim=1)
-    return vectors, truncated
+        if layers == "last":
+            hidden, pooled = encoder(input_ids, attention_mask=mask)  # (B, T, H), (B, H)
+        else:
+            hidden, pooled = combine_layers(list(encoder.layer_states(input_ids, None, mask)), layers), None
+        if normalize:
+            hidden = F.normalize(hidden, p=2, dim=-1) if pooling == "tokens" else hidden
+        out = hidden if pooling == "tokens" else pool(hidden, pooled, mask, pooling)
+        if normalize and pooling != "tokens":
+            out = F.normalize(out.float(), p=2, dim=-1)
+        out = out.float().cpu().numpy()
+        for row, i in enumerate(chunk):
+            vectors[i] = out[row, :len(ids[i])] if pooling == "tokens" else out[row]
+    return vectors, truncated, ids
 
 
 def pool(hidden: torch.Tensor, pooled: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:

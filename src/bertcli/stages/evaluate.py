@@ -13,23 +13,22 @@ import torch
 
 from bertcli import artifacts
 from bertcli.checkpoint import load_checkpoint
-from bertcli.config import TaskDataConfig
 from bertcli.data.shards import CorpusReader, corpus_splits
-from bertcli.data.tasks import encode_examples, label_ids, read_examples
 from bertcli.errors import UserError
-from bertcli.model import BertForPretraining, BertForSequenceClassification
+from bertcli.model import BertForPretraining
 from bertcli.runtime import console, pick_device
-from bertcli.train.evaluation import evaluate_classification, evaluate_pretraining
+from bertcli.tasks.loading import check_data_kind, load_task_model
+from bertcli.train.evaluation import evaluate_pretraining, forward_all
 
 
 def run(checkpoint: Path, data: Path, as_json: bool = False, batch_size: int = 64, max_examples: int = 0,
-        split: str = "auto", device: str = "auto") -> dict:
+        split: str = "auto", device: str = "auto", task: str | None = None) -> dict:
     ckpt = load_checkpoint(checkpoint)
     target = pick_device(device)
     if Path(data).is_dir():
         metrics = evaluate_corpus(ckpt, Path(data), batch_size, max_examples, split, target)
     else:
-        metrics = evaluate_labelled(ckpt, Path(data), batch_size, max_examples, target)
+        metrics = evaluate_labelled(ckpt, Path(data), batch_size, max_examples, target, task)
     metrics = {"checkpoint": str(ckpt.folder), "data": str(data), **metrics}
     if as_json:
         sys.stdout.write(json.dumps(metrics) + "\n")
@@ -62,23 +61,29 @@ def evaluate_corpus(ckpt, folder: Path, batch_size: int, max_examples: int, spli
     return {"split": split, **evaluate_pretraining(model, reader, batch_size, max_examples)}
 
 
-def evaluate_labelled(ckpt, path: Path, batch_size: int, max_examples: int, device: torch.device) -> dict:
-    if ckpt.task != "cls":
-        raise UserError(f"{ckpt.folder}: a {ckpt.task} checkpoint has no classification head; fine-tune it "
-                        f"with `bertcli finetune --task cls`, or evaluate it on a corpus folder")
-    columns = ckpt.extra.get("columns", {})
-    max_seq_len = min(ckpt.extra.get("max_seq_len", 128), ckpt.config.max_position_embeddings)
-    data_cfg = TaskDataConfig(**{k: v or "none" for k, v in columns.items()}, max_seq_len=max_seq_len)
-    examples = read_examples(path, data_cfg)
+def evaluate_labelled(ckpt, path: Path, batch_size: int, max_examples: int, device: torch.device,
+                     task: str | None = None) -> dict:
+    loaded = load_task_model(ckpt, task, "eval")
+    check_data_kind(ckpt.task, path)
+    data = loaded.task.read(path, loaded.settings)
     if max_examples > 0:
-        for field in ("texts", "pairs", "labels", "lines"):
-            values = getattr(examples, field)
-            if values is not None:
-                setattr(examples, field, values[:max_examples])
+        data = truncate_examples(data, max_examples)
     tokenizer = ckpt.tokenizer()
-    encoded = encode_examples(examples, tokenizer, data_cfg.max_seq_len, label_ids(examples, ckpt.labels))
-    model = BertForSequenceClassification(ckpt.config, len(ckpt.labels))
-    model.load_state_dict(ckpt.state_dict())
-    model.to(device)
-    console.print(f"evaluating {ckpt.task} on {path} ({len(encoded):,} examples)")
-    return evaluate_classification(model, encoded, tokenizer.pad_id, batch_size)
+    encoded = loaded.task.encode(data, tokenizer, loaded.settings, loaded.labels)
+    if len(encoded.encoded) == 0:
+        raise UserError(f"{path}: no examples to evaluate; give a file with labelled examples")
+    model = loaded.model.to(device)
+    console.print(f"evaluating {ckpt.task} on {path} ({len(encoded.encoded):,} inputs)")
+    outputs = forward_all(model, encoded.encoded, tokenizer.pad_id, batch_size)
+    return {"task": ckpt.task, **loaded.task.metrics(encoded, outputs, loaded.labels, loaded.settings)}
+
+
+def truncate_examples(data, n: int):
+    """The first n examples of whatever a task's reader returned (lists of per-example fields)."""
+    if hasattr(data, "items"):  # SQuAD questions
+        data.items = data.items[:n]
+        return data
+    for name, value in vars(data).items():
+        if isinstance(value, list):
+            setattr(data, name, value[:n])
+    return data

@@ -1,37 +1,60 @@
-"""`bertcli finetune --task cls`: a pretrained encoder plus a new classification head.
+"""`bertcli finetune --task cls|regression|ner|qa`: a pretrained encoder plus a task head.
 
 The pretraining heads are dropped (Devlin et al. 2019, section 4); the encoder keeps the
 architecture of the checkpoint it came from. The dev set is evaluated after every epoch and the
-best epoch is kept. Run folder (renamed into place only when complete):
+task's own selection metric (accuracy, Spearman, entity F1, SQuAD F1) picks the best epoch;
+`patience` stops a run whose dev metric has not improved for that many epochs. `--mode features`
+freezes the encoder, computes the chosen layers' features once, and trains a small task model on
+them (section 5.3). `seeds: [1, 2, 3]` runs once per seed and reports the median and spread.
+
+Run folder (renamed into place only when complete):
   manifest.json, config.yaml, metrics.jsonl
-  best/    the checkpoint of the best dev epoch (what `eval RUN` and `--init RUN` take)
+  best/    the checkpoint of the best dev epoch (what `eval RUN`, `predict RUN` and `--init RUN` take)
   final/   the checkpoint after the last step
+With several seeds: seed-N/ (a run folder each), summary.json, and best/ (the median seed's).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import shutil
+import statistics
 from pathlib import Path
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 from bertcli import artifacts, config
 from bertcli.checkpoint import ENCODER_PREFIX, load_checkpoint, save_checkpoint
 from bertcli.config import FinetuneConfig
-from bertcli.data.tasks import encode_examples, label_ids, label_names, read_examples
 from bertcli.errors import UserError
-from bertcli.model import BertConfig, BertForSequenceClassification
+from bertcli.model import BertConfig
 from bertcli.runtime import configure, console, hardware, pick_device, seed_everything
+from bertcli.tasks import Batchable, Task, TaskSettings, get_task
 from bertcli.train import events
-from bertcli.train.evaluation import evaluate_classification, to_device
+from bertcli.train.evaluation import forward_all, to_device
 from bertcli.train.loop import TrainJob, append_metrics, train_loop
 from bertcli.train.optim import make_optimizer
-from bertcli.train.sampling import WholeEpochBatches
+from bertcli.train.sampling import LengthGroupedBatches, WholeEpochBatches
 from bertcli.train.schedule import warmup_steps
 
-# Which dev metric picks the best epoch.
-SELECTION_METRIC = "accuracy"
+
+class EarlyStop(Exception):
+    """Raised after a dev check when `patience` checks have passed without a better score."""
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Everything that is the same for every seed: read and encoded once."""
+
+    task: Task
+    settings: TaskSettings
+    labels: list[str]
+    train: Batchable
+    dev: Batchable
+    features: dict  # features mode: split -> per-example cached features, filled by the first seed
 
 
 def run(cfg: FinetuneConfig) -> Path:
@@ -41,25 +64,74 @@ def run(cfg: FinetuneConfig) -> Path:
             raise UserError(f"finetune: missing {flag.split()[0]}; pass {flag}")
     out = artifacts.check_output_target(cfg.out, "finetune-run", inputs=[cfg.init, cfg.data.train, cfg.data.dev])
     ckpt = load_checkpoint(cfg.init)
+    if cfg.data.max_seq_len > ckpt.config.max_position_embeddings:
+        raise UserError(f"data.max_seq_len {cfg.data.max_seq_len} exceeds the model's "
+                        f"{ckpt.config.max_position_embeddings} positions; lower --max-seq-len")
+    if cfg.mode == "features" and cfg.features.layers.endswith("last_four") and ckpt.config.num_layers < 4:
+        raise UserError(f"features.layers={cfg.features.layers} needs at least 4 layers; {ckpt.folder} has "
+                        f"{ckpt.config.num_layers}. Choose last, second_to_last or embeddings")
+    prepared = prepare(cfg, ckpt)
+    configure(cfg.runtime.threads)
+    seeds = cfg.seeds or [cfg.train.seed]
+    if len(seeds) == 1:
+        run_one(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seeds[0])), ckpt, prepared, out)
+        return out
+    results = []
+    with artifacts.staged_folder(out) as tmp:
+        artifacts.write_manifest(tmp, "finetune-run", config.to_dict(cfg),
+                                 [Path(cfg.data.train), Path(cfg.data.dev)], task=cfg.task, labels=prepared.labels)
+        for seed in seeds:
+            console.print(f"[bold]seed {seed}[/]")
+            seed_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
+            results.append(run_one(seed_cfg, ckpt, prepared, tmp / f"seed-{seed}"))
+        summary = summarize(seeds, results, prepared.task)
+        artifacts.atomic_write_text(tmp / "summary.json", json.dumps(summary, indent=2) + "\n")
+        shutil.copytree(tmp / f"seed-{summary['median_seed']}" / "best", tmp / "best")
+    metric = prepared.task.selection_metric
+    spread = summary["metrics"][metric]
+    console.print(f"{len(seeds)} seeds: dev {metric} median {spread['median']:.4f} (min {spread['min']:.4f}, "
+                  f"max {spread['max']:.4f}, std {spread['std']:.4f}); {out / 'summary.json'}; "
+                  f"{out / 'best'} is seed {summary['median_seed']}'s")
+    return out
+
+
+def prepare(cfg: FinetuneConfig, ckpt) -> Prepared:
+    task = get_task(cfg.task)
+    if hasattr(task, "data_config"):
+        task.data_config = cfg.data
+    head = cfg.features.head if cfg.features.head != "auto" else ("bilstm" if task.per_token else "linear")
+    if head == "bilstm" and not task.per_token:
+        raise UserError(f"features.head=bilstm tags tokens; --task {cfg.task} needs features.head=linear")
+    settings = TaskSettings(max_seq_len=cfg.data.max_seq_len, doc_stride=cfg.qa.doc_stride,
+                            max_query_len=cfg.qa.max_query_len, max_answer_len=cfg.qa.max_answer_len,
+                            n_best=cfg.qa.n_best, mode=cfg.mode, layers=cfg.features.layers, head=head,
+                            lstm_size=cfg.features.lstm_size)
+    train = task.read(cfg.data.train, settings)
+    dev = task.read(cfg.data.dev, settings)
+    labels = task.label_set(train) if task.has_labels else []
+    settings = task.settings_from(train, settings)
+    tokenizer = ckpt.tokenizer()
+    train_set = task.encode(train, tokenizer, settings, labels)
+    dev_set = task.encode(dev, tokenizer, settings, labels)
+    for name, data in (("--train", train_set), ("--dev", dev_set)):
+        if len(data.encoded) == 0:
+            raise UserError(f"{name} {data.source.path}: no examples after reading; give a file with examples")
+    return Prepared(task, settings, labels, train_set, dev_set, {})
+
+
+def run_one(cfg: FinetuneConfig, ckpt, prepared: Prepared, out: Path) -> dict:
+    task, settings, labels = prepared.task, prepared.settings, prepared.labels
+    train_set, dev_set = prepared.train.encoded, prepared.dev.encoded
     tokenizer = ckpt.tokenizer()
     arch = BertConfig.from_dict({**ckpt.config.to_dict(),
                                  **({"dropout": cfg.dropout} if cfg.dropout is not None else {})})
-    if cfg.data.max_seq_len > arch.max_position_embeddings:
-        raise UserError(f"data.max_seq_len {cfg.data.max_seq_len} exceeds the model's "
-                        f"{arch.max_position_embeddings} positions; lower --max-seq-len")
-
-    train_examples = read_examples(cfg.data.train, cfg.data)
-    dev_examples = read_examples(cfg.data.dev, cfg.data)
-    labels = label_names(train_examples.labels, train_examples.path)
-    if len(labels) < 2:
-        raise UserError(f"{cfg.data.train}: only one label ({labels[0]!r}); classification needs at least two")
-    train_set = encode_examples(train_examples, tokenizer, cfg.data.max_seq_len, label_ids(train_examples, labels))
-    dev_set = encode_examples(dev_examples, tokenizer, cfg.data.max_seq_len, label_ids(dev_examples, labels))
-
-    configure(cfg.runtime.threads)
+    features_mode = cfg.mode == "features"
     device = pick_device(cfg.runtime.device)
     seed_everything(cfg.train.seed)
-    model = BertForSequenceClassification(arch, len(labels), cfg.classifier_dropout)
+    if features_mode:
+        model = task.build_feature_model(arch, labels, settings, cfg.classifier_dropout)
+    else:
+        model = task.build_model(arch, labels, settings, cfg.classifier_dropout)
     encoder = {k[len(ENCODER_PREFIX):]: v for k, v in ckpt.encoder_state().items()}
     model.bert.load_state_dict(encoder)  # strict: every encoder weight must come from the checkpoint
     missing = [name for name in ckpt.extra.get("missing", []) if name.startswith("bert.")]
@@ -67,63 +139,117 @@ def run(cfg: FinetuneConfig) -> Path:
         console.print(f"[yellow]note:[/] {ckpt.folder} was imported without {', '.join(missing)}; "
                       f"those weights start from random initialisation")
     model.to(device)
-    optimizer = make_optimizer(model, cfg.optim, device)
+    optim = dataclasses.replace(cfg.optim, lr=cfg.features.lr) if features_mode else cfg.optim
+    optimizer = make_optimizer(model, optim, device)
+    cache = prepared.features
+    if features_mode and not cache:
+        console.print(f"computing {settings.layers} features of {len(train_set) + len(dev_set):,} examples once")
+        for split, data in (("train", train_set), ("dev", dev_set)):
+            cache[split] = [f.astype(np.float16) for f in forward_all(
+                model, data, tokenizer.pad_id, 64, "fp32",
+                run=lambda m, idx, b: m.features(b["input_ids"], b["token_type_ids"], b["attention_mask"]))]
 
-    batches = WholeEpochBatches(len(train_set), cfg.train.batch_size, cfg.train.seed)
+    if cfg.data.group_by_length:
+        batches = LengthGroupedBatches(train_set.lengths(), cfg.train.batch_size, cfg.train.seed)
+    else:
+        batches = WholeEpochBatches(len(train_set), cfg.train.batch_size, cfg.train.seed)
     steps_per_epoch = batches.steps_per_epoch
     total = cfg.train.max_steps or math.ceil(cfg.train.epochs * steps_per_epoch)
     micro = cfg.train.batch_size // cfg.train.grad_accum
-    columns = dict(zip(("text_column", "text_pair_column", "label_column"), train_examples.columns))
-    task_info = {"columns": columns, "max_seq_len": cfg.data.max_seq_len, "init": str(ckpt.folder)}
-    best = {"score": -math.inf, "epoch": 0}
+    metric = task.selection_metric
+    best = {"score": -math.inf, "epoch": 0, "checks_since": 0}
+    heads = ["head"] if features_mode else [name for name, _ in model.named_children() if name != "bert"]
 
-    with artifacts.staged_folder(out) as tmp:
-        console.print(f"fine-tuning {ckpt.folder} on {len(train_set):,} examples, {len(labels)} labels "
-                      f"({', '.join(labels)}), {total} steps; dev {len(dev_set):,} examples")
+    def cached_batch(split: str, indices, batch: dict) -> dict:
+        features = [cache[split][i] for i in indices]
+        shape = (len(features), int(batch["attention_mask"].shape[1]), *features[0].shape[1:]) \
+            if task.per_token else (len(features), *features[0].shape)
+        padded = np.zeros(shape, dtype=np.float32)
+        for row, f in enumerate(features):
+            padded[row, :len(f)] = f
+        return {**batch, "features": torch.from_numpy(padded).to(device)}
+
+    def outputs_of(model, batch):
+        if features_mode:
+            return model.head(batch["features"], batch["attention_mask"])
+        return model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+
+    with artifacts.staged_folder(out) as tmp:  # first, so that an unwritable --out fails before any message
+        console.print(f"{'training a ' + settings.head + ' model on frozen features' if features_mode else 'fine-tuning'}"
+                      f" {ckpt.folder} for {task.name} on {len(train_set):,} examples"
+                      f"{f', {len(labels)} labels' if labels else ''}, {total} steps; dev {len(dev_set):,} examples")
         metrics_path = tmp / "metrics.jsonl"
         artifacts.write_manifest(tmp, "finetune-run", config.to_dict(cfg),
                                  [Path(cfg.data.train), Path(cfg.data.dev)], task=cfg.task, labels=labels,
                                  hardware=hardware(device))
 
         def save(folder: Path, extra: dict) -> None:
-            save_checkpoint(folder, model.state_dict(), arch, cfg.task, ["classifier"], tokenizer,
-                            labels=labels, extra={**task_info, **extra}, run_config=config.to_dict(cfg))
+            info = {"settings": settings.to_dict(), "init": str(ckpt.folder), "mode": cfg.mode,
+                    "columns": settings.columns, "max_seq_len": settings.max_seq_len}
+            save_checkpoint(folder, model.state_dict(), arch, cfg.task, heads, tokenizer,
+                            labels=labels, extra={**info, **extra}, run_config=config.to_dict(cfg))
 
         def micro_batches(step: int):
             indices = batches.indices(step)
-            return [{**to_device(train_set.batch(indices[i:i + micro], tokenizer.pad_id), device),
-                     "share": len(indices[i:i + micro]) / len(indices)}
-                    for i in range(0, len(indices), micro)]
+            out = []
+            for i in range(0, len(indices), micro):
+                part = indices[i:i + micro]
+                batch = to_device(train_set.batch(part, tokenizer.pad_id), device)
+                if features_mode:
+                    batch = cached_batch("train", part, batch)
+                out.append({**batch, "share": len(part) / len(indices)})
+            return out
+
+        def losses(model, batch):
+            return {"loss": task.loss(outputs_of(model, batch), batch) * batch["share"]}
 
         def after_step(done: int) -> None:
+            best["last_step"] = done
             if done % steps_per_epoch and done != total:
                 return
             epoch = done / steps_per_epoch
-            result = evaluate_classification(model, dev_set, tokenizer.pad_id, 2 * cfg.train.batch_size,
-                                             cfg.runtime.dtype)
+            run = (lambda m, idx, b: outputs_of(m, cached_batch("dev", idx, b))) if features_mode else None
+            outputs = forward_all(model, dev_set, tokenizer.pad_id, 2 * cfg.train.batch_size, cfg.runtime.dtype, run)
+            result = task.metrics(prepared.dev, outputs, labels, settings)
             append_metrics(metrics_path, {"step": done, "epoch": round(epoch, 3), "split": "dev", **result})
-            console.print(f"epoch {epoch:.2f}: dev accuracy {result['accuracy']:.4f}  F1 {result['f1']:.4f}  "
-                          f"MCC {result['mcc']:.4f}")
-            if result[SELECTION_METRIC] > best["score"]:
-                best.update(score=result[SELECTION_METRIC], epoch=epoch, step=done, dev=result)
+            console.print(f"epoch {epoch:.2f}: dev {task.summary(result)}")
+            if result[metric] > best["score"]:
+                best.update(score=result[metric], epoch=epoch, step=done, dev=result, checks_since=0)
                 save(tmp / "best", {"epoch": epoch, "step": done, "dev": result})
+            else:
+                best["checks_since"] += 1
+                if cfg.patience and best["checks_since"] >= cfg.patience and done != total:
+                    raise EarlyStop()
 
-        job = TrainJob(total_steps=total, peak_lr=cfg.optim.lr,
-                       warmup=warmup_steps(total, cfg.optim.warmup_steps, cfg.optim.warmup_ratio),
-                       grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
-                       micro_batches=micro_batches, losses=classification_loss,
+        job = TrainJob(total_steps=total, peak_lr=optim.lr,
+                       warmup=warmup_steps(total, optim.warmup_steps, optim.warmup_ratio),
+                       grad_clip=optim.grad_clip, log_every=cfg.train.log_every,
+                       micro_batches=micro_batches, losses=losses,
                        after_step=after_step, metrics_path=metrics_path, dtype=cfg.runtime.dtype,
-                       description="finetune")
-        with events.tensorboard(metrics_path, tmp / "tensorboard", cfg.runtime.tensorboard):
-            train_loop(torch.compile(model) if cfg.runtime.compile else model, optimizer, job, 0,
-                       cfg.runtime.progress)
-        save(tmp / "final", {"step": total})
-    console.print(f"best dev {SELECTION_METRIC} {best['score']:.4f} at epoch {best['epoch']:.2f}; "
+                       description=f"finetune {task.name}")
+        try:
+            with events.tensorboard(metrics_path, tmp / "tensorboard", cfg.runtime.tensorboard):
+                train_loop(torch.compile(model) if cfg.runtime.compile else model, optimizer, job, 0,
+                           cfg.runtime.progress)
+        except EarlyStop:
+            console.print(f"early stop: dev {metric} has not improved for {cfg.patience} epochs")
+        save(tmp / "final", {"step": best.get("last_step", total)})
+    console.print(f"best dev {metric} {best['score']:.4f} at epoch {best['epoch']:.2f}; "
                   f"fine-tuned model: {out / 'best'}")
-    return out
+    return {"score": best["score"], "epoch": best["epoch"], "dev": best.get("dev", {})}
 
 
-def classification_loss(model: BertForSequenceClassification, batch: dict[str, torch.Tensor]) -> dict:
-    """This micro-batch's share of the step's mean cross-entropy."""
-    logits = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
-    return {"loss": F.cross_entropy(logits.float(), batch["labels"]) * batch["share"]}
+def summarize(seeds: list[int], results: list[dict], task: Task) -> dict:
+    """Median, min, max and standard deviation of each dev metric over the seeds' best epochs."""
+    names = [k for k, v in results[0]["dev"].items() if isinstance(v, float)]
+    metrics = {}
+    for name in names:
+        values = [r["dev"][name] for r in results]
+        metrics[name] = {"median": statistics.median(values), "min": min(values), "max": max(values),
+                         "std": statistics.pstdev(values), "values": values}
+    scores = [r["score"] for r in results]
+    # The seed whose score is the (lower) median: an actual run, not an interpolation.
+    median_seed = seeds[sorted(range(len(seeds)), key=lambda i: scores[i])[(len(seeds) - 1) // 2]]
+    return {"task": task.name, "selection_metric": task.selection_metric, "seeds": seeds,
+            "median_seed": median_seed, "metrics": metrics,
+            "runs": [{"seed": s, "best_epoch": r["epoch"], **r["dev"]} for s, r in zip(seeds, results)]}

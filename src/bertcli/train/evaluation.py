@@ -11,7 +11,6 @@ from torch import nn
 
 from bertcli.model.heads import IGNORE_INDEX
 from bertcli.runtime import autocast
-from bertcli.train.metrics import classification_metrics
 
 
 def to_device(batch: dict[str, np.ndarray | None], device: torch.device) -> dict[str, torch.Tensor | None]:
@@ -61,23 +60,23 @@ def evaluate_pretraining(model: nn.Module, reader, batch_size: int, max_examples
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, encoded, pad_id: int, batch_size: int, dtype: str = "fp32") -> np.ndarray:
-    """Logits for every example, batched by length so that little work goes to padding."""
+def forward_all(model: nn.Module, encoded, pad_id: int, batch_size: int, dtype: str = "fp32",
+                run=None) -> list[np.ndarray]:
+    """Each example's raw output, in example order: (L,) for a sequence-level head, (T, L) trimmed
+    to the example's length for a token-level one. Batches are formed by length, so short inputs
+    do not pay for long ones. `run(model, batch)` replaces `model(**batch)` (cached features)."""
     model.eval()
     device = next(model.parameters()).device
-    order = np.argsort([len(ids) for ids in encoded.input_ids], kind="stable")
-    logits = np.zeros((len(encoded), model.num_labels), dtype=np.float32)
+    lengths = encoded.lengths()
+    order = np.argsort(lengths, kind="stable")
+    results: list[np.ndarray | None] = [None] * len(encoded)
     for start in range(0, len(order), batch_size):
         indices = order[start:start + batch_size]
-        batch = encoded.batch(indices, pad_id)
-        batch.pop("labels", None)
+        batch = to_device(encoded.batch(indices, pad_id), device)
+        inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
         with autocast(device, dtype):
-            out = model(**to_device(batch, device))
-        logits[indices] = out.float().cpu().numpy()
-    return logits
-
-
-def evaluate_classification(model: nn.Module, encoded, pad_id: int, batch_size: int,
-                            dtype: str = "fp32") -> dict[str, float]:
-    logits = predict_logits(model, encoded, pad_id, batch_size, dtype)
-    return classification_metrics(logits.argmax(-1), encoded.labels, model.num_labels)
+            out = model(**inputs) if run is None else run(model, indices, batch)
+        out = out.float().cpu().numpy()
+        for row, i in enumerate(indices):
+            results[i] = out[row, :lengths[i]] if out.ndim == 3 else out[row]
+    return results

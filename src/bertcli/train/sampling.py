@@ -44,3 +44,28 @@ class WholeEpochBatches:
         if epoch != self._epoch:
             self._epoch, self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n)
         return self._order[k * self.batch_size:(k + 1) * self.batch_size]
+
+
+class LengthGroupedBatches(WholeEpochBatches):
+    """WholeEpochBatches whose batches hold examples of similar length, so little compute goes to
+    padding: each epoch's permutation is cut into chunks of `group` batches, each chunk is sorted
+    by length and cut into batches, and the batches are shuffled (the "bucketing" of Hugging Face's
+    group_by_length and fairseq). Every example is still seen once per epoch."""
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, group: int = 50):
+        super().__init__(len(lengths), batch_size, seed)
+        self.lengths, self.group = np.asarray(lengths), group
+        self._batches: list[np.ndarray] = []
+
+    def indices(self, step: int) -> np.ndarray:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            order = rng.permutation(self.n)
+            size = self.group * self.batch_size
+            chunks = [order[i:i + size] for i in range(0, self.n, size)]
+            order = np.concatenate([c[np.argsort(self.lengths[c], kind="stable")] for c in chunks])
+            batches = [order[i:i + self.batch_size] for i in range(0, self.n, self.batch_size)]
+            self._batches = [batches[i] for i in rng.permutation(len(batches))]
+            self._epoch = epoch
+        return self._batches[k]

@@ -1,0 +1,57 @@
+"""`bertcli predict CKPT [FILE|-]`: a fine-tuned model's predictions as JSON lines on stdout.
+
+Output line i answers input line i, so predict works mid-pipeline. Input lines, by task:
+  cls, regression   text, or 'first<TAB>second' for a pair model, or {"text": ..., "text_pair": ...}
+  ner               text (split into words and punctuation), or {"text": ...} or {"tokens": [...]}
+  qa                {"question": ..., "context": ..., "id": ...} or 'question<TAB>context'
+Outputs: {"label", "probabilities"}; {"score"}; {"entities": [{"type", "text", "start", "end",
+"score"}], "words", "tags"}; {"answer", "start", "end", "score", "id"}. Character offsets index the
+input text (the context for qa). Input is read in blocks; each block is batched by length, so
+short lines do not pay for long ones, and its results are written (in input order) before the
+next block is read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+
+from bertcli.checkpoint import load_checkpoint
+from bertcli.data.text import iter_text_lines
+from bertcli.errors import UserError
+from bertcli.runtime import console, pick_device, quantize_linear
+from bertcli.tasks.loading import load_task_model
+from bertcli.train.evaluation import forward_all
+
+BLOCK_LINES = 4096  # lines read, predicted and written at a time
+
+
+def run(checkpoint: Path, file: str = "-", task: str | None = None, batch_size: int = 64, device: str = "auto",
+        fast: bool = False) -> int:
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    ckpt = load_checkpoint(checkpoint)
+    loaded = load_task_model(ckpt, task, "predict")
+    tokenizer = ckpt.tokenizer()
+    model = loaded.model.to(pick_device(device))
+    if fast:
+        model = quantize_linear(model)
+    source = "<stdin>" if file == "-" else str(file)
+    lines = enumerate(iter_text_lines(file), start=1)
+    count = 0
+    while True:
+        block = list(itertools.islice(lines, BLOCK_LINES))
+        if not block:
+            break
+        data = loaded.task.read_lines(block, source, loaded.settings)
+        encoded = loaded.task.encode(data, tokenizer, loaded.settings, loaded.labels)
+        outputs = forward_all(model, encoded.encoded, tokenizer.pad_id, batch_size) if len(encoded.encoded) else []
+        records = loaded.task.predictions(encoded, outputs, loaded.labels, loaded.settings)
+        sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        sys.stdout.flush()
+        count += len(block)
+    console.print(f"predicted {count:,} lines with {ckpt.folder} ({ckpt.task}{', int8 linear layers' if fast else ''})")
+    return count
+
