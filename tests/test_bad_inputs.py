@@ -457,11 +457,18 @@ def _wait_for(predicate, timeout=120.0) -> None:
         time.sleep(0.05)
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT, so
+    # under `make test &` the child would never see the Ctrl-C these tests send: restore it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_finetune(fx, out: Path) -> subprocess.Popen:
     return subprocess.Popen(_bertcli("finetune", "--init", fx.run, "--train", fx.train, "--dev", fx.dev, "--out", out,
                                      "--max-seq-len", 32, "--batch-size", 4, "--set", "train.max_steps=100000",
                                      "--set", "train.log_every=1", "--quiet"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
+                            preexec_fn=_default_sigint)
 
 
 def _training(out: Path) -> Callable[[], bool]:
@@ -507,7 +514,8 @@ def test_interrupted_pretrain_keeps_its_checkpoints_and_resumes(fx, tmp_path):
     proc = subprocess.Popen(_bertcli("pretrain", "--corpus", fx.corpus, "--out", out, *TINY, "--set", "train.max_steps=100000",
                                      "--set", "train.batch_size=4", "--set", "train.save_every=1",
                                      "--set", "train.keep_last=2", "--set", "train.log_every=1", "--quiet"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
+                            preexec_fn=_default_sigint)
     _wait_for(lambda: len(list((out / "steps").glob("step-*"))) >= 2)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=300)
