@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, NamedTuple
 
+from bertcli.data.text import open_input_file
 from bertcli.errors import UserError
 
 FORMATS = ("lines", "paragraphs", "raw", "jsonl")
@@ -115,15 +116,7 @@ def open_input(path: str) -> tuple[BinaryIO, _Counted, str]:
     if path == "-":
         raw = sys.stdin.buffer
     else:
-        p = Path(path)
-        if not p.exists():
-            raise UserError(f"{p}: file not found; check the path given to --input")
-        if p.is_dir():
-            raise UserError(f"{p}: is a folder; pass the text files inside it (e.g. {p}/*.txt)")
-        try:
-            raw = open(p, "rb")
-        except OSError as exc:
-            raise UserError(f"{p}: cannot read ({exc.strerror}); check its permissions")
+        raw = open_input_file(Path(path))
     counted = _Counted(raw)
     buffered = io.BufferedReader(counted, 1 << 20)
     magic = buffered.peek(4)[:4]

@@ -15,15 +15,21 @@ def read_text_file(path: str | Path, flag: str = "--input") -> str:
     if str(path) == "-":
         return decode_text(sys.stdin.buffer.read(), "<stdin>", flag)
     path = Path(path)
+    with open_input_file(path, flag) as handle:
+        data = handle.read()
+    return decode_text(data, str(path), flag)
+
+
+def open_input_file(path: Path, flag: str = "--input"):
+    """`path` opened for binary reading; a one-line UserError when it is missing, a folder or unreadable."""
     if not path.exists():
         raise UserError(f"{path}: file not found; check the path given to {flag}")
     if path.is_dir():
         raise UserError(f"{path}: is a folder; pass the text files inside it (e.g. {path}/*.txt)")
     try:
-        data = path.read_bytes()
+        return open(path, "rb")
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror}); check its permissions")
-    return decode_text(data, str(path), flag)
 
 
 def decode_text(data: bytes, name: str, flag: str = "--input") -> str:
