@@ -45,7 +45,7 @@ def main() -> None:
     if not corpus.exists():
         run("build-corpus", args.corpus_recipe, "--input", *text, "--tokenizer", tok, "--out", corpus,
             "--max-seq-len", args.seq_len, "--objective", args.objective, "--masking", args.masking,
-            "--dupe-factor", args.dupe_factor, "--set", "eval_fraction=0.02")
+            "--dupe-factor", args.dupe_factor, "--set", "eval_fraction=0.02", "--set", f"masked_lm_prob={args.mask_prob}")
     pretrained, scratch = out / "pretrained", out / "scratch"
     model = ["--preset", args.preset, *sum((["--set", s] for s in args.model_set), [])]
     started = time.perf_counter()
@@ -106,7 +106,8 @@ def finetune(done: dict, results_path: Path, out: Path, ckpt: Path, init: str, s
     folder = out / "ft" / f"{size}-{init}-lr{lr:g}-s{seed}"
     started = time.perf_counter()
     run("finetune", args.finetune_recipe, "--init", ckpt, "--out", folder, "--train", train_file, "--dev", dev,
-        "--epochs", epochs, "--lr", lr, "--seed", seed, "--set", "runtime.progress=none")
+        "--epochs", epochs, "--lr", lr, "--seed", seed, "--pooling", args.pooling, "--set", "runtime.progress=none",
+        "--set", f"runtime.threads={args.threads}")
     dev_rows = [r for r in read_jsonl(folder / "metrics.jsonl") if r.get("split") == "dev"]
     record = {"size": size, "init": init, "lr": lr, "seed": seed, "epochs": epochs,
               "best_dev_accuracy": max(r["accuracy"] for r in dev_rows),
@@ -171,20 +172,23 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", default="bench/out/pays")
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--text", nargs="+", default=["sst2"], help="sst2 | gutenberg | wikitext (several mix)")
-    p.add_argument("--vocab-size", type=int, default=8000)
+    p.add_argument("--vocab-size", type=int, default=2000)
     p.add_argument("--objective", default="mlm", choices=["mlm", "mlm_nsp"])
     p.add_argument("--masking", default="dynamic", choices=["dynamic", "static"])
     p.add_argument("--dupe-factor", type=int, default=1)
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--corpus-recipe", default="recipes/corpus/default.yaml")
+    p.add_argument("--seq-len", type=int, default=32)
+    p.add_argument("--mask-prob", type=float, default=0.15)
+    p.add_argument("--corpus-recipe", default="recipes/corpus/sst2-tapt.yaml")
     p.add_argument("--pretrain-recipe", default="recipes/pretrain/sst2-tapt.yaml")
     p.add_argument("--finetune-recipe", default="recipes/finetune/sst2.yaml")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--model-set", nargs="*", default=[], help="extra --set for pretraining, e.g. model.dropout=0")
-    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--steps", type=int, default=11000, help="the schedule's length; the recipe's train.max_seconds "
+                   "(30 minutes) stops the run earlier on a slower machine")
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=0, help="torch threads for pretraining (0: torch's default)")
+    p.add_argument("--pooling", default="mean", choices=["cls", "mean"], help="fine-tuning's sentence feature")
     p.add_argument("--sizes", nargs="+", default=["2000", "full"])
     p.add_argument("--lrs", nargs="+", type=float, default=[1e-4, 3e-4, 1e-3])
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])

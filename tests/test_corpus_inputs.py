@@ -80,6 +80,10 @@ def test_paragraph_per_line_text_with_headings_is_split_into_sentences(tmp_path,
     assert any(w.startswith("NSP labels are") and "input_format=paragraphs" in w for w in warnings), warnings
     assert any("have a single segment" in w for w in warnings)
     assert "warning: NSP labels are" in capsys.readouterr().err
+    # packed MLM sequences need no pairs: the same one-segment documents are fine there
+    packed = tmp_path / "packed"
+    build_corpus.run(config([path], tokenizer_dir, packed, input_format="lines", objective="mlm"))
+    assert artifacts.read_manifest(packed)["warnings"] == []
 
 
 def test_wikitext_auto_detects_paragraphs_and_gets_balanced_nsp(tmp_path, tokenizer_dir):

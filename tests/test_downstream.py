@@ -365,3 +365,48 @@ def test_embed_tokens_layers_and_npy(sp_model, tmp_path, capsys):
     assert code == 0 and (fast * sentences).sum(1).min() > 0.99  # int8 stays close to fp32
     code, _, err = run_cli(capsys, "embed", sp_model, path, "--pooling", "pooler", "--layers", "last", "--tokens")
     assert code == 2 and "--pooling pooler" in err
+
+
+def test_mean_pooling_classifier_reads_the_token_mean_and_ignores_padding():
+    from bertcli.model import BertForSequenceClassification
+
+    config = BertConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                        max_position_embeddings=32)
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config, 3, 0.0, pooling="mean").eval()
+    ids = torch.randint(5, 50, (1, 7))
+    padded = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], dim=1)
+    mask = torch.cat([torch.ones(1, 7), torch.zeros(1, 4)], dim=1).long()
+    with torch.no_grad():
+        plain = model(ids)
+        hidden, _ = model.bert(ids)
+        expected = model.classifier(hidden.mean(dim=1))
+        assert torch.allclose(plain, expected, atol=1e-6)
+        # the pads change no real token's state (masked keys) and are left out of the mean
+        assert torch.allclose(model(padded, attention_mask=mask), plain, atol=1e-5)
+        cls_model = BertForSequenceClassification(config, 3, 0.0, pooling="cls").eval()
+        cls_model.load_state_dict(model.state_dict())
+        assert not torch.allclose(cls_model(ids), plain, atol=1e-3)  # the choice matters
+    with pytest.raises(ValueError, match="unknown pooling 'max'"):
+        BertForSequenceClassification(config, 3, pooling="max")
+
+
+def test_mean_pooling_is_saved_with_the_model_and_refused_by_hf_export(sp_model, data, tmp_path, capsys,
+                                                                       monkeypatch):
+    train, dev = data["sst2"]
+    out = tmp_path / "ft"
+    code, _, err = run_cli(capsys, "finetune", "--task", "cls", "--init", sp_model, "--train", train, "--dev", dev,
+                           "--out", out, "--pooling", "mean", *FT)
+    assert code == 0, err
+    ckpt = load_checkpoint(out)
+    assert ckpt.extra["settings"]["pooling"] == "mean"
+    summary_accuracy = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()
+                        if json.loads(l).get("split") == "dev"][-1]["accuracy"]
+    code, printed, err = run_cli(capsys, "eval", out, "--data", dev, "--json")
+    assert code == 0, err
+    assert json.loads(printed)["accuracy"] == pytest.approx(summary_accuracy)  # eval rebuilt the mean-pooled model
+    code, _, err = run_cli(capsys, "convert", out, "--to", "hf", "--out", tmp_path / "hf")
+    assert code == 2 and "--pooling mean" in err and not (tmp_path / "hf").exists()
+    code, _, err = run_cli(capsys, "finetune", "--task", "ner", "--init", sp_model, "--train", data["ner"][0],
+                           "--dev", data["ner"][1], "--out", tmp_path / "ner", "--pooling", "mean", *FT)
+    assert code == 2 and "pooling" in err and not (tmp_path / "ner").exists()

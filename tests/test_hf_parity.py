@@ -184,3 +184,59 @@ def test_classifier_export_loads_with_labels_and_same_logits(tokenizer_dir, tmp_
     batch = padded_batch(tokenizer.vocab_size, [12, 5, 9])
     reference = theirs.eval()(**batch).logits
     assert float((ours(**batch) - reference).abs().max()) < TOLERANCE
+
+
+def test_training_steps_match_bert_for_pretraining_in_fp64():
+    """The engine's train_step (AdamW with BERT's decay rule, clipping, the lr schedule) learns exactly
+    what transformers' BertForPreTraining learns from the same weights and batches (issue 9, item 1;
+    bench/train_parity.py runs the 300-step version on a real corpus)."""
+    from bertcli.config import OptimConfig
+    from bertcli.model.hf import config_to_hf, state_to_hf
+    from bertcli.stages.pretrain import pretraining_losses
+    from bertcli.train.loop import train_step
+    from bertcli.train.optim import make_optimizer, param_groups
+    from bertcli.train.schedule import lr_at
+
+    config = BertConfig(vocab_size=120, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+                        max_position_embeddings=64, dropout=0.0, attention_dropout=0.0)
+    torch.manual_seed(0)
+    ours = BertForPretraining(config).double()
+    hf_config = transformers.BertConfig(**{k: v for k, v in config_to_hf(config, "pretraining", []).items()
+                                           if k not in ("architectures", "model_type")})
+    theirs = transformers.BertForPreTraining(hf_config).double()
+    theirs.load_state_dict(state_to_hf(ours.state_dict(), config, "pretraining"), strict=False)
+    theirs.tie_weights()
+    optim = OptimConfig(lr=3e-3, weight_decay=0.01)
+    our_opt = make_optimizer(ours, optim, torch.device("cpu"))
+    their_opt = torch.optim.AdamW(param_groups(theirs, 0.01), lr=optim.lr, betas=(0.9, 0.999), eps=optim.eps)
+    generator = torch.Generator().manual_seed(0)
+    # one batch, seen at every step: the loss must fall, so equal losses say something
+    input_ids = torch.randint(5, 120, (4, 24), generator=generator)
+    positions = torch.stack([torch.randperm(23, generator=generator)[:4] + 1 for _ in range(4)])
+    targets = input_ids.gather(1, positions)
+    input_ids = input_ids.scatter(1, positions, 4)
+    token_types = (torch.arange(24) >= 12).long().expand(4, -1)
+    nsp = torch.tensor([0, 1, 1, 0])
+    batch = {"input_ids": input_ids, "token_type_ids": token_types, "attention_mask": None,
+             "mlm_positions": positions, "mlm_labels": targets, "next_sentence_label": nsp,
+             "mlm_share": 1.0, "nsp_share": 1.0}
+    our_losses, their_losses = [], []
+    for step in range(8):
+        lr = lr_at(step, optim.lr, 2, 8)
+        for opt in (our_opt, their_opt):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        out, _, applied = train_step(ours, our_opt, [dict(batch)], pretraining_losses, "fp32", 1.0)
+        assert applied
+        our_losses.append(float(out["mlm_loss"]))
+
+        ref = theirs(input_ids=input_ids, token_type_ids=token_types)
+        labels = torch.full_like(input_ids, -100).scatter(1, positions, targets)
+        mlm = F.cross_entropy(ref.prediction_logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        (mlm + F.cross_entropy(ref.seq_relationship_logits, nsp)).backward()
+        torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0)
+        their_opt.step()
+        their_opt.zero_grad(set_to_none=True)
+        their_losses.append(float(mlm.detach()))
+    assert our_losses[-1] < our_losses[0] - 0.5
+    assert max(abs(a - b) for a, b in zip(our_losses, their_losses)) < 1e-10

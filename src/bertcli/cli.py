@@ -197,6 +197,8 @@ def finetune(
     mode: Optional[str] = typer.Option(None, "--mode", help="finetune (all weights) | features (frozen encoder)."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Features mode: last | second_to_last | "
                                          "sum_last_four | concat_last_four | embeddings."),
+    pooling: Optional[str] = typer.Option(None, "--pooling", help="cls/regression: cls (pooled [CLS], BERT) | mean "
+                                          "(mean over tokens; for models pretrained without NSP)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Checkpoint or run folder to start from."),
     train: Optional[Path] = typer.Option(None, "--train", help="Training file (TSV, CSV or JSONL)."),
     dev: Optional[Path] = typer.Option(None, "--dev", help="Dev file, evaluated every epoch."),
@@ -217,7 +219,7 @@ def finetune(
     from bertcli.config import FinetuneConfig, load_config
     from bertcli.stages import finetune as stage
 
-    flags = {"task": task, "mode": mode, "features.layers": layers, "patience": patience,
+    flags = {"task": task, "mode": mode, "features.layers": layers, "pooling": pooling, "patience": patience,
              "seeds": _int_list(seeds, "--seeds"), "init": _str(init), "data.train": _str(train), "data.dev": _str(dev),
              "out": _str(out), "train.epochs": epochs, "train.batch_size": batch_size, "optim.lr": lr,
              "data.max_seq_len": max_seq_len, "train.seed": seed}

@@ -322,6 +322,9 @@ class FinetuneConfig:
     init: str = ""
     out: str = ""
     classifier_dropout: float = 0.1
+    # cls/regression: "cls" classifies the pooled [CLS] (BERT); "mean" the mean of the last layer over
+    # the real tokens, for encoders pretrained without NSP, whose [CLS] output and pooler never trained
+    pooling: Literal["cls", "mean"] = "cls"
     seeds: list[int] = field(default_factory=list)  # several: one run per seed, median and spread
     patience: int = 0  # stop after this many dev checks without a better selection metric (0: never)
     data: TaskDataConfig = field(default_factory=TaskDataConfig)
@@ -339,6 +342,9 @@ class FinetuneConfig:
         require(len(set(self.seeds)) == len(self.seeds), "seeds", f"has a seed twice: {self.seeds}")
         require(not (self.mode == "features" and self.task == "qa"), "mode",
                 "features mode serves cls, regression and ner; fine-tune qa (--mode finetune)")
+        require(self.pooling == "cls" or (self.task in ("cls", "regression") and self.mode == "finetune"), "pooling",
+                f"mean pooling is for fine-tuning cls and regression; --task {self.task} --mode {self.mode} "
+                f"reads tokens, not a pooled feature: drop --pooling")
 
 
 # ----------------------------------------------------------------------------- the loader

@@ -30,7 +30,8 @@ def corpus_warnings(stats: dict, settings: dict) -> list[str]:
             f"separate documents by blank lines/headings, raise --max-seq-len, or build with --objective mlm "
             f"for short independent texts")
     single = stats.get("single_segment_documents")
-    if single is not None and documents and single / documents > SINGLE_SEGMENT_SHARE:
+    # Only sentence pairs need documents of several segments; packed MLM sequences read text, not pairs.
+    if objective == "mlm_nsp" and single is not None and documents and single / documents > SINGLE_SEGMENT_SHARE:
         warnings.append(
             f"{single / documents:.0%} of the documents ({single:,} of {documents:,}) have a single segment "
             f"(sentence). Cause: every line (or record) became a document of its own. Fix: input_format="

@@ -16,6 +16,12 @@ from bertcli.model.encoder import BertEncoder, init_weights
 IGNORE_INDEX = -100  # label value of padded prediction slots, as in PyTorch's cross_entropy
 
 
+def at_least_fp32(logits: torch.Tensor) -> torch.Tensor:
+    """Losses in fp32 under bf16/fp16 autocast (a softmax over the vocabulary needs the range);
+    an fp64 model keeps fp64, so that a parity run in double precision stays double."""
+    return logits if logits.dtype == torch.float64 else logits.float()
+
+
 class MaskedLMHead(nn.Module):
     """Transform (dense, GELU, LayerNorm), then a decoder tied to the input word embeddings, + bias.
 
@@ -79,11 +85,11 @@ class BertForPretraining(nn.Module):
         hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask, rows)  # (B, 1 + P, H), (B, H)
         mlm_logits = self.mlm(hidden[:, 1:].flatten(0, 1), self.bert.embeddings.word.weight)  # (B * P, V)
         mlm_targets = mlm_labels.flatten()  # (B * P,)
-        mlm_loss = F.cross_entropy(mlm_logits.float(), mlm_targets, ignore_index=IGNORE_INDEX)
+        mlm_loss = F.cross_entropy(at_least_fp32(mlm_logits), mlm_targets, ignore_index=IGNORE_INDEX)
         out = {"loss": mlm_loss, "mlm_loss": mlm_loss, "mlm_logits": mlm_logits, "mlm_targets": mlm_targets}
         if next_sentence_label is not None:
             nsp_logits = self.nsp(pooled)  # (B, 2)
-            nsp_loss = F.cross_entropy(nsp_logits.float(), next_sentence_label)
+            nsp_loss = F.cross_entropy(at_least_fp32(nsp_logits), next_sentence_label)
             out.update(loss=mlm_loss + nsp_loss, nsp_loss=nsp_loss, nsp_logits=nsp_logits)
         return out
 
@@ -93,18 +99,39 @@ class BertForPretraining(nn.Module):
         return self.mlm(hidden, self.bert.embeddings.word.weight)
 
 
+POOLINGS = ("cls", "mean")
+
+
 class BertForSequenceClassification(nn.Module):
-    def __init__(self, config: BertConfig, num_labels: int, classifier_dropout: float = 0.1):
+    """pooling "cls": the pooled [CLS] feature (BERT, section 4.1; what transformers builds).
+    "mean": the mean of the last hidden states over the real tokens (sentence-transformers' pooling).
+    A model pretrained without NSP never trained its [CLS] output or pooler, while every token's
+    output was trained by MLM, so its classifier is better off reading the tokens' mean."""
+
+    def __init__(self, config: BertConfig, num_labels: int, classifier_dropout: float = 0.1, pooling: str = "cls"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
         self.config = config
         self.num_labels = num_labels
+        self.pooling = pooling
         self.bert = BertEncoder(config)
         self.classifier = ClassificationHead(config, num_labels, classifier_dropout)
         init_weights(self, config.initializer_range)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
-        _, pooled = self.bert(input_ids, token_type_ids, attention_mask)
+        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)
+        if self.pooling == "mean":
+            pooled = masked_mean(hidden, attention_mask)
         return self.classifier(pooled)  # (B, num_labels)
+
+
+def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """(B, T, H) -> (B, H): the mean over the positions the mask marks real (all when None)."""
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    weights = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
 class BertForTokenClassification(nn.Module):

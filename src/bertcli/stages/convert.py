@@ -244,6 +244,11 @@ def export_hf(checkpoint: Path, out: Path) -> Path:
     if ckpt.task not in TASK_HEADS:
         raise UserError(f"{ckpt.folder}: a {ckpt.task!r} checkpoint has no Hugging Face BERT class; "
                         f"exportable tasks: {', '.join(TASK_HEADS)}")
+    pooling = (ckpt.extra.get("settings") or {}).get("pooling", "cls")
+    if pooling != "cls":
+        raise UserError(f"{ckpt.folder}: fine-tuned with --pooling {pooling}; transformers' "
+                        f"BertForSequenceClassification classifies the pooled [CLS] only, so the export would "
+                        f"predict differently; fine-tune with --pooling cls to export, or serve it with bertcli")
     state = ckpt.state_dict()
     absent = [name for name in required_names(ckpt.config, ckpt.task) if name not in state]
     if absent:

@@ -26,7 +26,7 @@ from bertcli.checkpoint import ENCODER_PREFIX, load_checkpoint
 from bertcli.data.text import iter_text_lines
 from bertcli.errors import UserError
 from bertcli.model import BertEncoder
-from bertcli.model.heads import LAYER_CHOICES, combine_layers
+from bertcli.model.heads import LAYER_CHOICES, combine_layers, masked_mean
 from bertcli.model.hf import POOLER
 from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tokenizer import Tokenizer
@@ -158,5 +158,4 @@ def pool(hidden: torch.Tensor, pooled: torch.Tensor, mask: torch.Tensor, pooling
         return hidden[:, 0]
     if pooling == "pooler":
         return pooled
-    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)  # (B, H)
+    return masked_mean(hidden, mask)  # (B, H)

@@ -105,7 +105,7 @@ def prepare(cfg: FinetuneConfig, ckpt) -> Prepared:
     settings = TaskSettings(max_seq_len=cfg.data.max_seq_len, doc_stride=cfg.qa.doc_stride,
                             max_query_len=cfg.qa.max_query_len, max_answer_len=cfg.qa.max_answer_len,
                             n_best=cfg.qa.n_best, mode=cfg.mode, layers=cfg.features.layers, head=head,
-                            lstm_size=cfg.features.lstm_size)
+                            lstm_size=cfg.features.lstm_size, pooling=cfg.pooling)
     train = task.read(cfg.data.train, settings)
     dev = task.read(cfg.data.dev, settings)
     labels = task.label_set(train) if task.has_labels else []

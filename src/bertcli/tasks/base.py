@@ -37,6 +37,7 @@ class TaskSettings:
     head: str = "linear"  # features mode: linear | bilstm
     lstm_size: int = 256
     scheme: str = ""  # ner: iob1 | iob2, as the training data was tagged
+    pooling: str = "cls"  # cls/regression: the sentence feature, cls (pooled [CLS]) or mean
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

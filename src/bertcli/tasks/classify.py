@@ -58,7 +58,7 @@ class SentenceTask(Task):
                         [n for n, _ in lines], ("text", "text_pair" if pair_column else None, None))
 
     def build_model(self, arch, labels, settings, classifier_dropout):
-        return BertForSequenceClassification(arch, self.num_outputs(labels), classifier_dropout)
+        return BertForSequenceClassification(arch, self.num_outputs(labels), classifier_dropout, settings.pooling)
 
 
 class ClassificationTask(SentenceTask):

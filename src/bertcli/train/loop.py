@@ -161,7 +161,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batches: list
             loss = out["loss"] * ranks
             (scaler.scale(loss) if scaler is not None else loss).backward()
         for key, value in out.items():
-            sums[key] = sums.get(key, 0) + value.detach().float()
+            # at least fp32 for logging (bf16 sums lose digits), but an fp64 run keeps fp64
+            sums[key] = sums.get(key, 0) + value.detach().to(torch.promote_types(value.dtype, torch.float32))
     if scaler is not None:
         scaler.unscale_(optimizer)
     parameters = [p for p in model.parameters() if p.grad is not None]
