@@ -3,18 +3,19 @@
 From a fresh clone and ../shared/data, end to end through the CLI: unlabelled pretraining text ->
 tokenizer -> corpus -> pretraining within a fixed step budget -> fine-tuning on SST-2 with a few
 and with all training sentences, for the pretrained model and for the same architecture at random
-initialisation (a 0-step pretrain: same tokenizer, weights as initialised), each over a learning-rate
-grid and several seeds. Prints the medians and writes everything under --out:
+initialisation (a 0-step pretrain: same tokenizer, weights as initialised), each over the same grid
+of learning rates and poolings (cls, mean) and several seeds. Prints the medians and writes everything
+under --out:
 
   OUT/tok, OUT/corpus, OUT/pretrained (the run, its final/ checkpoint), OUT/scratch,
-  OUT/ft/<size>-<init>-lr<lr>-s<seed>/ (fine-tuned runs; `bertcli eval` takes any of them),
+  OUT/ft/<size>-<init>-lr<lr>-<pooling>-s<seed>/ (fine-tuned runs; `bertcli eval` takes any of them),
   OUT/results.jsonl (one line per fine-tune), OUT/summary.json
 
 No label is used anywhere before fine-tuning: the pretraining text is the *sentences* of SST-2's
 training split without their labels (task-adaptive pretraining, Gururangan et al. 2020), and/or
 other unlabelled text (--text).
 
-  .venv/bin/python bench/pretraining_pays.py                      # the shipped recipe
+  .venv/bin/python bench/pretraining_pays.py --threads 1          # the shipped recipe (recipes/*/sst2-tapt.yaml)
   .venv/bin/python bench/pretraining_pays.py --steps 600 --out bench/out/pays-short --sizes 2000
 """
 
@@ -64,33 +65,38 @@ def main() -> None:
     train = data / "glue/sst2/train.tsv"
     dev = data / "glue/sst2/dev.tsv"
     results_path = out / "results.jsonl"
-    done = {(r["size"], r["init"], r["lr"], r["seed"]): r for r in read_jsonl(results_path)}
+    done = {(r["size"], r["init"], r["lr"], r.get("pooling", "cls"), r["seed"]): r for r in read_jsonl(results_path)}
     summary = {"pretrain_seconds_this_call": round(pretrain_seconds, 1), "args": vars(args), "rows": []}
+    # The grid both sides search: every lr with every pooling (a random model prefers the pooled
+    # [CLS], an MLM-pretrained one the token mean; each side gets its best).
+    grid = [(lr, pooling) for lr in args.lrs for pooling in args.poolings]
     for size in args.sizes:
         train_file = subset(train, size, out)
         epochs = args.epochs_low if size != "full" else args.epochs_full
         for init, ckpt in (("pretrained", pretrained), ("scratch", scratch)):
+            if init not in args.inits:
+                continue
             scores = {}
-            for lr in args.lrs:
+            for point in grid:
                 cheap = args.select_on_first_seed and size == "full"
                 seeds = args.seeds[:1] if cheap else args.seeds
-                scores[lr] = [finetune(done, results_path, out, ckpt, init, size, train_file, dev, lr, seed,
-                                       epochs, args) for seed in seeds]
-            best_lr = max(args.lrs, key=lambda lr: statistics.median(scores[lr]))
+                scores[point] = [finetune(done, results_path, out, ckpt, init, size, train_file, dev, point, seed,
+                                          epochs, args) for seed in seeds]
+            best = max(grid, key=lambda point: statistics.median(scores[point]))
             if args.select_on_first_seed and size == "full":
-                scores[best_lr] += [finetune(done, results_path, out, ckpt, init, size, train_file, dev, best_lr,
-                                             seed, epochs, args) for seed in args.seeds[1:]]
-            row = {"size": size, "init": init, "best_lr": best_lr, "dev_accuracy_by_seed": scores[best_lr],
-                   "median": statistics.median(scores[best_lr]),
-                   "spread": max(scores[best_lr]) - min(scores[best_lr]),
-                   "grid_medians": {str(lr): statistics.median(v) for lr, v in scores.items()}}
+                scores[best] += [finetune(done, results_path, out, ckpt, init, size, train_file, dev, best,
+                                          seed, epochs, args) for seed in args.seeds[1:]]
+            row = {"size": size, "init": init, "best_lr": best[0], "best_pooling": best[1],
+                   "dev_accuracy_by_seed": scores[best], "median": statistics.median(scores[best]),
+                   "spread": max(scores[best]) - min(scores[best]),
+                   "grid_medians": {f"{lr:g}/{pooling}": statistics.median(v) for (lr, pooling), v in scores.items()}}
             summary["rows"].append(row)
-            log(f"{size:>5} {init:<10} best lr {best_lr:g}: median dev accuracy {row['median']:.4f} "
-                f"(seeds {', '.join(f'{s:.4f}' for s in scores[best_lr])})")
+            log(f"{size:>5} {init:<10} best lr {best[0]:g}, pooling {best[1]}: median dev accuracy "
+                f"{row['median']:.4f} (seeds {', '.join(f'{s:.4f}' for s in scores[best])})")
     held_out = json.loads(run("eval", pretrained, "--data", corpus, "--json", capture=True))
     summary["pretrained_held_out"] = held_out
     by = {(r["size"], r["init"]): r for r in summary["rows"]}
-    for size in args.sizes:
+    for size in args.sizes if len(args.inits) == 2 else []:
         gap = by[(size, "pretrained")]["median"] - by[(size, "scratch")]["median"]
         summary[f"gain_{size}"] = gap
         log(f"SST-2 {size}: pretrained - random = {100 * gap:+.2f} points (medians of {len(args.seeds)} seeds)")
@@ -99,17 +105,19 @@ def main() -> None:
 
 
 def finetune(done: dict, results_path: Path, out: Path, ckpt: Path, init: str, size, train_file: Path, dev: Path,
-             lr: float, seed: int, epochs: float, args) -> float:
-    key = (size, init, lr, seed)
+             point: tuple[float, str], seed: int, epochs: float, args) -> float:
+    lr, pooling = point
+    key = (size, init, lr, pooling, seed)
     if key in done:
         return done[key]["best_dev_accuracy"]
-    folder = out / "ft" / f"{size}-{init}-lr{lr:g}-s{seed}"
+    folder = out / "ft" / f"{size}-{init}-lr{lr:g}-{pooling}-s{seed}"
     started = time.perf_counter()
-    run("finetune", args.finetune_recipe, "--init", ckpt, "--out", folder, "--train", train_file, "--dev", dev,
-        "--epochs", epochs, "--lr", lr, "--seed", seed, "--pooling", args.pooling, "--set", "runtime.progress=none",
-        "--set", f"runtime.threads={args.threads}")
+    if not (folder / "final").is_dir():  # a finished fine-tune (e.g. of an interrupted call) is read, not rerun
+        run("finetune", args.finetune_recipe, "--init", ckpt, "--out", folder, "--train", train_file, "--dev", dev,
+            "--epochs", epochs, "--lr", lr, "--seed", seed, "--pooling", pooling, "--set", "runtime.progress=none",
+            "--set", f"runtime.threads={args.threads}")
     dev_rows = [r for r in read_jsonl(folder / "metrics.jsonl") if r.get("split") == "dev"]
-    record = {"size": size, "init": init, "lr": lr, "seed": seed, "epochs": epochs,
+    record = {"size": size, "init": init, "lr": lr, "pooling": pooling, "seed": seed, "epochs": epochs,
               "best_dev_accuracy": max(r["accuracy"] for r in dev_rows),
               "last_dev_accuracy": dev_rows[-1]["accuracy"], "seconds": round(time.perf_counter() - started, 1)}
     with open(results_path, "a", encoding="utf-8") as handle:
@@ -188,9 +196,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=0, help="torch threads for pretraining (0: torch's default)")
-    p.add_argument("--pooling", default="mean", choices=["cls", "mean"], help="fine-tuning's sentence feature")
+    p.add_argument("--poolings", nargs="+", default=["cls", "mean"], choices=["cls", "mean"],
+                   help="fine-tuning's sentence feature: each is a point of the grid, with each lr")
     p.add_argument("--sizes", nargs="+", default=["2000", "full"])
-    p.add_argument("--lrs", nargs="+", type=float, default=[1e-4, 3e-4, 1e-3])
+    p.add_argument("--inits", nargs="+", default=["pretrained", "scratch"], choices=["pretrained", "scratch"],
+                   help="which side to fine-tune (two calls can share the work; a call with both prints the gains)")
+    p.add_argument("--lrs", nargs="+", type=float, default=[3e-4, 1e-3])
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--epochs-low", type=float, default=10)
     p.add_argument("--epochs-full", type=float, default=2)
