@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Iterator
 
 # Per-process state of the worker functions, set by the initializer (in each worker, or here).
 state: dict = {}
+START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 class Workers:
@@ -24,7 +25,9 @@ class Workers:
         if self.workers == 1:
             self.initializer(*self.initargs)
         else:
-            self._pool = multiprocessing.get_context().Pool(self.workers, self.initializer, self.initargs)
+            # forkserver, not fork: a fork copies the parent's threads' locks in whatever state they
+            # are (a progress display, a test runner), and a worker could wait on one forever
+            self._pool = multiprocessing.get_context(START_METHOD).Pool(self.workers, self.initializer, self.initargs)
         return self
 
     def __exit__(self, *exc) -> None:
