@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One lever of issue 9's table: a short task-adaptive pretraining on SST-2's unlabelled sentences,
 # then one fine-tune of it and one of the same architecture and tokenizer at random initialisation
-# (first 2,000 SST-2 training sentences, lr 1e-3, seed 1, best dev epoch of 10).
+# (first 2,000 SST-2 training sentences, lr 1e-3, seed 1, best dev epoch of 10). The corpus keeps
+# recipes/corpus/default.yaml's dupe_factor 10: ten differently packed copies of the text, so 1,500
+# steps see part of one pass over the copies (the recipe's corpus packs the text once).
 #   bash bench/pays_levers.sh NAME VOCAB SEQ_LEN BATCH MASK_PROB [STEPS] [POOLING]
 #   bash bench/pays_levers.sh v2k-t32 2000 32 64 0.15          # one row of the table
 # Needs bench/out/pays2/sst2_train_sentences.txt (written by bench/pretraining_pays.py).
@@ -17,7 +19,7 @@ mkdir -p "$L"
 head -n 2001 "$DATA/glue/sst2/train.tsv" > "$L/train2000.tsv"
 [ -d "$L/tok" ] || bertcli tokenize train --input "$TEXT" --out "$L/tok" --vocab-size "$VOCAB" --lowercase
 [ -d "$L/corpus" ] || bertcli build-corpus recipes/corpus/default.yaml --input "$TEXT" --tokenizer "$L/tok" \
-    --out "$L/corpus" --max-seq-len "$SEQ" --objective mlm --masking dynamic --dupe-factor 1 \
+    --out "$L/corpus" --max-seq-len "$SEQ" --objective mlm --masking dynamic \
     --set eval_fraction=0.02 --set masked_lm_prob="$MASK"
 [ -d "$L/pre/final" ] || bertcli pretrain recipes/pretrain/sst2-tapt.yaml --corpus "$L/corpus" --out "$L/pre" \
     --max-steps "$STEPS" --batch-size "$BATCH" --set train.save_every=100000 --set train.eval_every="$STEPS" \

@@ -96,7 +96,8 @@ def main() -> None:
     held_out = json.loads(run("eval", pretrained, "--data", corpus, "--json", capture=True))
     summary["pretrained_held_out"] = held_out
     by = {(r["size"], r["init"]): r for r in summary["rows"]}
-    for size in args.sizes if len(args.inits) == 2 else []:
+    compared = [size for size in args.sizes if (size, "pretrained") in by and (size, "scratch") in by]
+    for size in compared:  # a call that ran one side (--inits) has nothing to compare
         gap = by[(size, "pretrained")]["median"] - by[(size, "scratch")]["median"]
         summary[f"gain_{size}"] = gap
         log(f"SST-2 {size}: pretrained - random = {100 * gap:+.2f} points (medians of {len(args.seeds)} seeds)")

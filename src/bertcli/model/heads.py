@@ -16,10 +16,10 @@ from bertcli.model.encoder import BertEncoder, init_weights
 IGNORE_INDEX = -100  # label value of padded prediction slots, as in PyTorch's cross_entropy
 
 
-def at_least_fp32(logits: torch.Tensor) -> torch.Tensor:
-    """Losses in fp32 under bf16/fp16 autocast (a softmax over the vocabulary needs the range);
-    an fp64 model keeps fp64, so that a parity run in double precision stays double."""
-    return logits if logits.dtype == torch.float64 else logits.float()
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 up to fp32 (a softmax over the vocabulary, or a sum of logged losses, needs the
+    range and digits); fp64 stays fp64, so that a parity run in double precision stays double."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 class MaskedLMHead(nn.Module):

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from bertcli.console import Progress
+from bertcli.model.heads import at_least_fp32
 from bertcli.errors import UserError
 from bertcli.runtime import autocast, is_main, peak_memory_mib, sum_over_ranks
 from bertcli.train import events
@@ -161,8 +162,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batches: list
             loss = out["loss"] * ranks
             (scaler.scale(loss) if scaler is not None else loss).backward()
         for key, value in out.items():
-            # at least fp32 for logging (bf16 sums lose digits), but an fp64 run keeps fp64
-            sums[key] = sums.get(key, 0) + value.detach().to(torch.promote_types(value.dtype, torch.float32))
+            sums[key] = sums.get(key, 0) + at_least_fp32(value.detach())
     if scaler is not None:
         scaler.unscale_(optimizer)
     parameters = [p for p in model.parameters() if p.grad is not None]
