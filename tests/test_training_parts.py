@@ -44,3 +44,19 @@ def test_classification_metrics_against_hand_computed_values():
     assert m["f1"] == pytest.approx(0.75)  # tp 3, fp 1, fn 1
     assert m["mcc"] == pytest.approx(0.5)  # (3*3 - 1*1) / sqrt(4*4*4*4)
     assert matthews(labels, labels, 2) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_bf16_instructions_is_flagged(monkeypatch, native):
+    from bertcli.runtime import slow_dtype_warning
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cpu = torch.device("cpu")
+    warning = slow_dtype_warning(cpu, "bf16")
+    assert (warning is None) == native
+    if not native:
+        assert "runtime.dtype=bf16" in warning and "use runtime.dtype=fp32" in warning
+    assert slow_dtype_warning(cpu, "fp32") is None
+    assert "GPUs" in slow_dtype_warning(cpu, "fp16")
+    assert slow_dtype_warning(torch.device("cuda"), "bf16") is None

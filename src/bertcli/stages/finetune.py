@@ -31,7 +31,7 @@ from bertcli.checkpoint import ENCODER_PREFIX, load_checkpoint, save_checkpoint
 from bertcli.config import FinetuneConfig
 from bertcli.errors import UserError
 from bertcli.model import BertConfig
-from bertcli.runtime import configure, console, hardware, pick_device, seed_everything
+from bertcli.runtime import configure, console, hardware, pick_device, seed_everything, warn_if_slow_dtype
 from bertcli.tasks import Batchable, Task, TaskSettings, get_task
 from bertcli.train import events
 from bertcli.train.evaluation import forward_all, to_device
@@ -127,6 +127,7 @@ def run_one(cfg: FinetuneConfig, ckpt, prepared: Prepared, out: Path) -> dict:
                                  **({"dropout": cfg.dropout} if cfg.dropout is not None else {})})
     features_mode = cfg.mode == "features"
     device = pick_device(cfg.runtime.device)
+    warn_if_slow_dtype(device, cfg.runtime.dtype)
     seed_everything(cfg.train.seed)
     if features_mode:
         model = task.build_feature_model(arch, labels, settings, cfg.classifier_dropout)

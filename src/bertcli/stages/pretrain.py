@@ -26,7 +26,7 @@ from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
 from bertcli.model.heads import IGNORE_INDEX
 from bertcli.runtime import (StopRequest, barrier, configure, console, grad_scaler, hardware, init_distributed, is_main,
-                             pick_device, seed_everything, sum_over_ranks)
+                             pick_device, seed_everything, sum_over_ranks, warn_if_slow_dtype)
 from bertcli.train import events
 from bertcli.tokenizer import load_tokenizer
 from bertcli.train.evaluation import evaluate_pretraining, to_device
@@ -144,6 +144,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     device = pick_device(cfg.runtime.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", torch.cuda.current_device())
+    warn_if_slow_dtype(device, cfg.runtime.dtype)
     seed_everything(cfg.train.seed + rank)  # ranks draw different dropout masks
 
     metrics_path = run_dir / "metrics.jsonl"
