@@ -18,7 +18,7 @@ depend on nothing but its own generator.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_to
     # plain Python ints and uniforms drawn in blocks: this loop runs once per chunk of every
     # document, and numpy scalar calls would cost more than the rest of it
     offsets = docs.sentence_offsets[first:end + 1].tolist()
-    u = _Uniforms(rng, 4 * (end - first) + 8)
+    u = uniforms(rng, 4 * (end - first) + 8)
     pairs = []
     target = _target_length(u, max_num_tokens, short_seq_prob)
     chunk_start = 0
@@ -80,8 +80,8 @@ def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_to
             is_random = True
         else:
             b_document, b_start, b_stop, is_random = d, a_stop, offsets[i + 1], False
-        a_start, a_stop, b_start, b_stop = truncate_pair(a_start, a_stop, b_start, b_stop,
-                                                          max_num_tokens, u)
+        if a_stop - a_start + b_stop - b_start > max_num_tokens:
+            a_start, a_stop, b_start, b_stop = truncate_pair(a_start, a_stop, b_start, b_stop, max_num_tokens, u)
         pairs.append(Pair(a_start, a_stop, b_start, b_stop, b_document, is_random))
         chunk_start = i + 1
         # Google draws the target once per document; for a book-length document that makes all
@@ -91,19 +91,16 @@ def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_to
     return pairs
 
 
-class _Uniforms:
-    """Uniform [0, 1) draws from `rng`, fetched in blocks."""
+def uniforms(rng: np.random.Generator, block: int) -> Callable[[], float]:
+    """A function returning uniform [0, 1) draws from `rng`, fetched `block` at a time. (A
+    generator's __next__: the pair loop calls it about once per chunk and per pair, and a method
+    call would cost several times more.)"""
 
-    def __init__(self, rng: np.random.Generator, block: int):
-        self.rng, self.block = rng, block
-        self.values: list[float] = []
-        self.i = 0
+    def stream():
+        while True:
+            yield from rng.random(block).tolist()
 
-    def __call__(self) -> float:
-        if self.i == len(self.values):
-            self.values, self.i = self.rng.random(self.block).tolist(), 0
-        self.i += 1
-        return self.values[self.i - 1]
+    return stream().__next__
 
 
 def truncate_pair(a_start: int, a_stop: int, b_start: int, b_stop: int, max_num_tokens: int,
@@ -119,12 +116,12 @@ def truncate_pair(a_start: int, a_stop: int, b_start: int, b_stop: int, max_num_
         return a_start, a_stop, b_start, b_stop
     keep_a = min(la, max((max_num_tokens + 1) // 2, max_num_tokens - lb))
     drop_a, drop_b = la - keep_a, lb - (max_num_tokens - keep_a)
-    u = rng if isinstance(rng, _Uniforms) else _Uniforms(rng, 8)
+    u = uniforms(rng, 8) if isinstance(rng, np.random.Generator) else rng
     front_a, front_b = _fair_coins(u, drop_a), _fair_coins(u, drop_b)
     return a_start + front_a, a_stop - (drop_a - front_a), b_start + front_b, b_stop - (drop_b - front_b)
 
 
-def _fair_coins(u: _Uniforms, k: int) -> int:
+def _fair_coins(u: Callable[[], float], k: int) -> int:
     """Heads among k fair coins, Binomial(k, 1/2): the set bits among k of a uniform's 53 random bits."""
     heads = 0
     while k > 0:
@@ -134,7 +131,7 @@ def _fair_coins(u: _Uniforms, k: int) -> int:
     return heads
 
 
-def _target_length(u: _Uniforms, max_num_tokens: int, short_seq_prob: float) -> int:
+def _target_length(u: Callable[[], float], max_num_tokens: int, short_seq_prob: float) -> int:
     # Mostly fill the sequence; sometimes (short_seq_prob, 10 % in BERT) aim shorter so that the
     # model also sees the short inputs it will meet when fine-tuning.
     if u() < short_seq_prob:
@@ -142,7 +139,7 @@ def _target_length(u: _Uniforms, max_num_tokens: int, short_seq_prob: float) -> 
     return max_num_tokens
 
 
-def _other_document(u: _Uniforms, d: int, num_documents: int) -> int:
+def _other_document(u: Callable[[], float], d: int, num_documents: int) -> int:
     # Uniform over the other documents. (Google retries up to 10 times and may end with `d` itself;
     # drawing from n - 1 and skipping `d` never does.) A block holding one document has no other:
     # B then comes from `d` itself, as Google's retries end when the corpus is a single document.
@@ -152,12 +149,12 @@ def _other_document(u: _Uniforms, d: int, num_documents: int) -> int:
     return other + (other >= d)
 
 
-def _random_segments(docs: Documents, document: int, target_b: int, u: _Uniforms) -> tuple[int, int]:
+def _random_segments(docs: Documents, document: int, target_b: int, u: Callable[[], float]) -> tuple[int, int]:
     """Segments from a random start in `document` until they reach `target_b` tokens or the end
     of the document; always at least one segment."""
-    offsets = docs.sentence_offsets
-    first, end = int(docs.document_offsets[document]), int(docs.document_offsets[document + 1])
+    offsets = docs.offset_lists.sentences
+    first, end = docs.offset_lists.documents[document], docs.offset_lists.documents[document + 1]
     start = first + int(u() * (end - first))
     # the first sentence boundary after `start` at which B has >= target_b tokens
-    stop = start + 1 + int(np.searchsorted(offsets[start + 1:end + 1], offsets[start] + target_b))
-    return int(offsets[start]), int(offsets[min(stop, end)])
+    stop = bisect_left(offsets, offsets[start] + target_b, start + 1, end + 1)
+    return offsets[start], offsets[min(stop, end)]
