@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from bertcli.artifacts import STAGING_MARKER
 from bertcli.errors import UserError
 from bertcli.train.loop import RunState, TrainJob, train_loop
 from bertcli.train.optim import Lamb
@@ -99,7 +100,14 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(corpus, tmp_path):
     assert len(steps) == 1 and not (paused / "final").exists()
     stopped_at = int(steps[0].name.split("-")[1])
     assert 3 <= stopped_at < 30
+    # what a SIGKILL mid-save leaves: a hidden staging folder whose writer is gone; --resume clears it
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = paused / "steps" / f".step-{stopped_at + 1:08d}.tmp-killed"
+    leftover.mkdir()
+    (leftover / STAGING_MARKER).write_text(f"{dead.pid}\n")
     assert cli("pretrain", "--out", paused, "--resume", "--set", "runtime.progress=none") == 0
+    assert not leftover.exists()
     a, b = load_file(str(straight / "final" / "model.safetensors")), load_file(str(paused / "final" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     keep = ("step", "loss", "mlm_loss", "nsp_loss", "grad_norm", "lr", "tokens", "skipped_steps")

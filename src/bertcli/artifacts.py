@@ -141,9 +141,20 @@ def staged_folder(out: str | Path) -> Iterator[Path]:
 def remove_stale_staging(out: Path) -> list[Path]:
     """Delete staging (`.NAME.tmp-*`) and set-aside (`.NAME.old-*`) folders of `out` left by a run that
     was killed (kill -9, power loss); those of a writer that is still alive are left alone."""
+    return _remove_dead_staging(out.parent, glob_escape(out.name))
+
+
+def remove_stale_step_staging(run: Path) -> list[Path]:
+    """The staging folders of step checkpoints (`steps/.step-N.tmp-*`) that killed runs left: a
+    resume continues from the last complete checkpoint and writes later steps, so without this the
+    leftover of a step killed mid-save would stay for good."""
+    steps = Path(run) / "steps"
+    return _remove_dead_staging(steps, "step-*") if steps.is_dir() else []
+
+
+def _remove_dead_staging(folder: Path, name_glob: str) -> list[Path]:
     removed = []
-    for path in list(out.parent.glob(f".{glob_escape(out.name)}.tmp-*")) + \
-            list(out.parent.glob(f".{glob_escape(out.name)}.old-*")):
+    for path in list(folder.glob(f".{name_glob}.tmp-*")) + list(folder.glob(f".{name_glob}.old-*")):
         if path.is_dir() and not _writer_alive(path):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)

@@ -68,6 +68,8 @@ def resume_point(run: Path, cfg: PretrainConfig):
         raise UserError(f"{run}: no steps/ checkpoint to resume from; run without --resume "
                         f"(set train.save_every to save checkpoints along the way)")
     check_resumable(run, cfg)
+    if is_main():
+        artifacts.remove_stale_step_staging(run)
     checkpoint = load_checkpoint(steps[-1])
     step = checkpoint.extra.get("step", 0)
     if step >= cfg.train.max_steps and (run / "final").is_dir():
