@@ -114,10 +114,17 @@ def truncate_pair(a_start: int, a_stop: int, b_start: int, b_stop: int, max_num_
     la, lb = a_stop - a_start, b_stop - b_start
     if la + lb <= max_num_tokens:
         return a_start, a_stop, b_start, b_stop
-    keep_a = min(la, max((max_num_tokens + 1) // 2, max_num_tokens - lb))
+    # (comparisons, not min/max: this runs for most pairs of a corpus)
+    keep_a = max_num_tokens - lb
+    if keep_a < (max_num_tokens + 1) // 2:
+        keep_a = (max_num_tokens + 1) // 2
+    if keep_a > la:
+        keep_a = la
     drop_a, drop_b = la - keep_a, lb - (max_num_tokens - keep_a)
     u = uniforms(rng, 8) if isinstance(rng, np.random.Generator) else rng
-    front_a, front_b = _fair_coins(u, drop_a), _fair_coins(u, drop_b)
+    front_a = _fair_coins(u, drop_a) if drop_a else 0
+    front_b = (int(u() * 9007199254740992.0) & ((1 << drop_b) - 1)).bit_count() if 0 < drop_b <= 53 \
+        else _fair_coins(u, drop_b)
     return a_start + front_a, a_stop - (drop_a - front_a), b_start + front_b, b_stop - (drop_b - front_b)
 
 
