@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -261,6 +262,32 @@ def test_predict_pipeline_from_file_keeps_line_order(sp_model, data, tmp_path, c
         path.write_text(line + "\n")
         assert json.loads(run_cli(capsys, "predict", out, path)[1])["probabilities"] == pytest.approx(
             record["probabilities"], abs=1e-5)
+
+
+def test_predict_and_embed_are_shell_pipeline_stages(sp_model, data, tmp_path, capsys):
+    """`cat lines | bertcli predict CKPT | consumer` and the same with embed: stdin in, one JSON
+    line out per line in, in order, nothing but JSON on stdout (messages go to stderr)."""
+    import shlex
+    import subprocess
+
+    out = tmp_path / "ft"
+    assert cli("finetune", "--task", "cls", "--init", sp_model, "--train", data["sst2"][0], "--dev", data["sst2"][1],
+               "--out", out, *FT) == 0
+    lines = ["a fine film", "dull , overlong and tired", "", "the cast is wonderful"]
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(lines) + "\n")
+    consumer = shlex.quote("import sys, json; rows = [json.loads(l) for l in sys.stdin]; "
+                           "print(len(rows), *[sorted(r) for r in rows][:1], sep='|')")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    py = shlex.quote(sys.executable)
+    for stage, keys in (("predict", "label"), ("embed", "vector")):
+        command = f"cat {shlex.quote(str(path))} | {py} -m bertcli {stage} {shlex.quote(str(out))} | {py} -c {consumer}"
+        result = subprocess.run(command, shell=True, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        count, first = result.stdout.strip().split("|")
+        assert int(count) == len(lines) and keys in first, result.stdout
+    code, stdout, _ = run_cli(capsys, "predict", out, path)  # the pipeline's labels are the file's
+    assert code == 0 and len(stdout.splitlines()) == len(lines)
 
 
 # ----------------------------------------------------------------------------- bad input

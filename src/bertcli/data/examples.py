@@ -11,7 +11,7 @@ from bertcli.data.arrays import offsets_from_lengths, range_indices, take_rows
 from bertcli.data.documents import Documents
 from bertcli.data.batch_masking import can_batch, mask_rows
 from bertcli.data.masking import Masker, Prediction
-from bertcli.data.pairs import document_pairs
+from bertcli.data.pairs import Pair, document_pairs
 
 
 @dataclass
@@ -63,16 +63,20 @@ def make_examples(docs: Documents, documents: range, rngs, max_seq_len: int, sho
     document, so a document's examples do not depend on which process made them. The examples
     are assembled with array operations from the pairs' token ranges.
     """
-    pairs, doc_ids, generators = [], [], []
+    pairs, owners, generators = [], [], []
     for d in documents:
         rng = rngs(d)
         found = document_pairs(docs, d, rng, max_seq_len - 3, short_seq_prob, random_next_prob)
         pairs += found
-        doc_ids += [(d, pair.b_document) for pair in found]
+        owners.append(d)
         generators.append((rng, len(found)))
     token_dtype = docs.tokens.dtype
-    fields = np.array([pair[:4] for pair in pairs], dtype=np.int64).reshape(-1, 4)
-    a_start, a_stop, b_start, b_stop = fields.T
+    # one conversion of the pairs (tuples of ints) to a table, then columns
+    table = np.array(pairs, dtype=np.int64).reshape(-1, len(Pair._fields))
+    a_start, a_stop, b_start, b_stop, b_document, is_random = table.T
+    own_document = np.repeat(np.array(owners, dtype=np.int64), [count for _, count in generators])
+    doc_ids = np.stack([own_document, b_document], axis=1).astype(np.int32)
+    next_sentence_labels = is_random.astype(np.uint8)
     a_len, b_len = a_stop - a_start, b_stop - b_start
     lengths = a_len + b_len + 3
     offsets = offsets_from_lengths(lengths)
@@ -90,8 +94,7 @@ def make_examples(docs: Documents, documents: range, rngs, max_seq_len: int, sho
     if can_batch(masker):  # all at once, each document's masks from its generator
         return masked(Examples(input_ids, lengths.astype(np.int32), a_len.astype(np.int32), np.zeros(0, np.int32),
                                np.zeros(0, token_dtype), mlm_counts,
-                               np.array([pair.is_random for pair in pairs], dtype=np.uint8),
-                               np.array(doc_ids, dtype=np.int32).reshape(-1, 2), replacements), masker, generators)
+                               next_sentence_labels, doc_ids, replacements), masker, generators)
     if masker is not None:  # one example at a time (whole-word masking), from its document's generator
         r = 0
         for rng, count in generators:
@@ -109,8 +112,8 @@ def make_examples(docs: Documents, documents: range, rngs, max_seq_len: int, sho
         mlm_positions=np.concatenate(positions_parts).astype(np.int32) if positions_parts else np.zeros(0, np.int32),
         mlm_labels=np.concatenate(labels_parts).astype(token_dtype) if labels_parts else np.zeros(0, token_dtype),
         mlm_counts=mlm_counts,
-        next_sentence_labels=np.array([pair.is_random for pair in pairs], dtype=np.uint8),
-        document_ids=np.array(doc_ids, dtype=np.int32).reshape(-1, 2),
+        next_sentence_labels=next_sentence_labels,
+        document_ids=doc_ids,
         replacements=replacements,
     )
 

@@ -49,16 +49,20 @@ class NspBalance:
 
 
 def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_tokens: int,
-                   short_seq_prob: float, random_next_prob: float, balance: NspBalance | None = None) -> list[Pair]:
-    """The NSP pairs of document `d`; B of a random pair comes from another document of `docs`.
+                   short_seq_prob: float, random_next_prob: float, balance: NspBalance | None = None) -> list[tuple]:
+    """The NSP pairs of document `d`, as tuples of Pair's fields; B of a random pair comes from
+    another document of `docs`.
     `balance` may carry the label balance over several documents (tests); by default each
     document balances its own."""
     balance = balance or NspBalance(random_next_prob)
     first, end = int(docs.document_offsets[d]), int(docs.document_offsets[d + 1])
-    # plain Python ints and uniforms drawn in blocks: this loop runs once per chunk of every
-    # document, and numpy scalar calls would cost more than the rest of it
+    # Plain Python ints, uniforms drawn in blocks, and NspBalance.is_random and _target_length
+    # written out in the loop: it runs once per example of the corpus, and calls or numpy scalars
+    # would cost more than the rest of it (bench/corpus.py). The draws are the same, in the same order.
     offsets = docs.sentence_offsets[first:end + 1].tolist()
     u = uniforms(rng, 4 * (end - first) + 8)
+    p, owed = balance.p, balance.owed
+    num_documents = docs.num_documents
     pairs = []
     target = _target_length(u, max_num_tokens, short_seq_prob)
     chunk_start = 0
@@ -73,8 +77,10 @@ def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_to
         # B at least one when the chunk has two or more.
         a_end = chunk_start + (1 if segments == 1 else 1 + int(u() * (segments - 1)))
         a_start, a_stop = offsets[chunk_start], offsets[a_end]
-        if balance.is_random(segments == 1, u):
-            b_document = _other_document(u, d, docs.num_documents)
+        owed += p  # NspBalance.is_random
+        if segments == 1 or owed >= 1 or (owed > 0 and u() < owed):
+            owed -= 1
+            b_document = _other_document(u, d, num_documents)
             b_start, b_stop = _random_segments(docs, b_document, target - (a_stop - a_start), u)
             i = a_end - 1  # put the unused segments back: they start the next chunk
             is_random = True
@@ -82,12 +88,13 @@ def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_to
             b_document, b_start, b_stop, is_random = d, a_stop, offsets[i + 1], False
         if a_stop - a_start + b_stop - b_start > max_num_tokens:
             a_start, a_stop, b_start, b_stop = truncate_pair(a_start, a_stop, b_start, b_stop, max_num_tokens, u)
-        pairs.append(Pair(a_start, a_stop, b_start, b_stop, b_document, is_random))
+        pairs.append((a_start, a_stop, b_start, b_stop, b_document, is_random))
         chunk_start = i + 1
         # Google draws the target once per document; for a book-length document that makes all
         # of its examples short 10 % of the time. Drawing it per chunk gives every document the
-        # intended 10 % of short sequences (BERT paper, appendix A.2).
-        target = _target_length(u, max_num_tokens, short_seq_prob)
+        # intended 10 % of short sequences (BERT paper, appendix A.2). (_target_length.)
+        target = 2 + int(u() * (max_num_tokens - 1)) if u() < short_seq_prob else max_num_tokens
+    balance.owed = owed
     return pairs
 
 
