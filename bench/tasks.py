@@ -258,6 +258,7 @@ def speed(out: Path, ckpt: Path, sst2_ft: Path | None, repeats: int = 2) -> dict
 
 
 def main() -> None:
+    global SEED
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     hf = sub.add_parser("hf")
@@ -268,9 +269,11 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="smaller subsets (a shared, busy machine)")
     parser.add_argument("--only", default="", help="comma-separated parts: finetune,features,speed")
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ",".join(TASKS))
+    parser.add_argument("--seed", type=int, default=SEED, help="the seed of both sides' fine-tunes (one --out per seed)")
     args = parser.parse_args()
     if args.command == "hf":
         return hf_main(args)
+    SEED = args.seed
     sys.path.insert(0, str(ROOT / "src"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -280,7 +280,7 @@ def test_predict_and_embed_are_shell_pipeline_stages(sp_model, data, tmp_path, c
                            "print(len(rows), *[sorted(r) for r in rows][:1], sep='|')")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     py = shlex.quote(sys.executable)
-    for stage, keys in (("predict", "label"), ("embed", "vector")):
+    for stage, keys in (("predict", "label"), ("embed", "embedding")):
         command = f"cat {shlex.quote(str(path))} | {py} -m bertcli {stage} {shlex.quote(str(out))} | {py} -c {consumer}"
         result = subprocess.run(command, shell=True, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-2000:]

@@ -164,9 +164,16 @@ def hardware(device: torch.device) -> dict:
 
 def quantize_linear(model: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantisation of the linear layers (int8 weights, activations quantised per batch),
-    on CPU: the opt-in fast path of embed and predict. Results move slightly; the default stays fp32."""
+    on CPU: the opt-in fast path of embed and predict. Results move; the default stays fp32.
+
+    Weights are quantised per output channel: on all-MiniLM-L6-v2's SST-2 sentence vectors that keeps
+    a mean cosine of 0.972 with fp32 (min 0.889) where one scale per matrix gives 0.934 (min 0.804),
+    at the same speed (bench/RESULTS.md, issue 8)."""
     import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch marks these kernels deprecated; they are what runs fast on CPU
-        return torch.ao.quantization.quantize_dynamic(model.cpu(), {torch.nn.Linear}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(model.cpu(), {torch.nn.Linear: per_channel_dynamic_qconfig},
+                                                      dtype=torch.qint8)
