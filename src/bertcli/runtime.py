@@ -55,8 +55,8 @@ def autocast_dtype(dtype: str) -> torch.dtype | None:
 
 def slow_dtype_warning(device: torch.device, dtype: str) -> str | None:
     """Why `dtype` will run slower than fp32 here, or None. On a CPU without bf16 dot-product
-    instructions (avx512_bf16 or AMX) autocast's bf16 matrix multiplies are emulated: measured on a
-    2-core AVX2 EPYC, a 4096x256x1024 linear layer took 10x longer in bf16 than in fp32."""
+    instructions (avx512_bf16 or AMX) autocast's bf16 matrix multiplies are emulated, about 10x slower
+    than fp32 on a 2-core AVX2 EPYC (bench/RESULTS.md, issue 7)."""
     if device.type != "cpu" or dtype == "fp32":
         return None
     if dtype == "fp16":

@@ -49,20 +49,16 @@ class NspBalance:
 
 
 def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_tokens: int,
-                   short_seq_prob: float, random_next_prob: float, balance: NspBalance | None = None) -> list[tuple]:
-    """The NSP pairs of document `d`, as tuples of Pair's fields; B of a random pair comes from
-    another document of `docs`.
+                   short_seq_prob: float, random_next_prob: float, balance: NspBalance | None = None) -> list[Pair]:
+    """The NSP pairs of document `d`; B of a random pair comes from another document of `docs`.
     `balance` may carry the label balance over several documents (tests); by default each
     document balances its own."""
     balance = balance or NspBalance(random_next_prob)
     first, end = int(docs.document_offsets[d]), int(docs.document_offsets[d + 1])
-    # Plain Python ints, uniforms drawn in blocks, and NspBalance.is_random and _target_length
-    # written out in the loop: it runs once per example of the corpus, and calls or numpy scalars
-    # would cost more than the rest of it (bench/corpus.py). The draws are the same, in the same order.
+    # plain Python ints and uniforms drawn in blocks: this loop runs once per example of the
+    # corpus, and numpy scalar calls would cost more than the rest of it
     offsets = docs.sentence_offsets[first:end + 1].tolist()
     u = uniforms(rng, 4 * (end - first) + 8)
-    p, owed = balance.p, balance.owed
-    num_documents = docs.num_documents
     pairs = []
     target = _target_length(u, max_num_tokens, short_seq_prob)
     chunk_start = 0
@@ -77,10 +73,8 @@ def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_to
         # B at least one when the chunk has two or more.
         a_end = chunk_start + (1 if segments == 1 else 1 + int(u() * (segments - 1)))
         a_start, a_stop = offsets[chunk_start], offsets[a_end]
-        owed += p  # NspBalance.is_random
-        if segments == 1 or owed >= 1 or (owed > 0 and u() < owed):
-            owed -= 1
-            b_document = _other_document(u, d, num_documents)
+        if balance.is_random(segments == 1, u):
+            b_document = _other_document(u, d, docs.num_documents)
             b_start, b_stop = _random_segments(docs, b_document, target - (a_stop - a_start), u)
             i = a_end - 1  # put the unused segments back: they start the next chunk
             is_random = True
@@ -88,13 +82,12 @@ def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_to
             b_document, b_start, b_stop, is_random = d, a_stop, offsets[i + 1], False
         if a_stop - a_start + b_stop - b_start > max_num_tokens:
             a_start, a_stop, b_start, b_stop = truncate_pair(a_start, a_stop, b_start, b_stop, max_num_tokens, u)
-        pairs.append((a_start, a_stop, b_start, b_stop, b_document, is_random))
+        pairs.append(Pair(a_start, a_stop, b_start, b_stop, b_document, is_random))
         chunk_start = i + 1
         # Google draws the target once per document; for a book-length document that makes all
         # of its examples short 10 % of the time. Drawing it per chunk gives every document the
-        # intended 10 % of short sequences (BERT paper, appendix A.2). (_target_length.)
-        target = 2 + int(u() * (max_num_tokens - 1)) if u() < short_seq_prob else max_num_tokens
-    balance.owed = owed
+        # intended 10 % of short sequences (BERT paper, appendix A.2).
+        target = _target_length(u, max_num_tokens, short_seq_prob)
     return pairs
 
 
@@ -121,17 +114,10 @@ def truncate_pair(a_start: int, a_stop: int, b_start: int, b_stop: int, max_num_
     la, lb = a_stop - a_start, b_stop - b_start
     if la + lb <= max_num_tokens:
         return a_start, a_stop, b_start, b_stop
-    # (comparisons, not min/max: this runs for most pairs of a corpus)
-    keep_a = max_num_tokens - lb
-    if keep_a < (max_num_tokens + 1) // 2:
-        keep_a = (max_num_tokens + 1) // 2
-    if keep_a > la:
-        keep_a = la
+    keep_a = min(la, max((max_num_tokens + 1) // 2, max_num_tokens - lb))
     drop_a, drop_b = la - keep_a, lb - (max_num_tokens - keep_a)
     u = uniforms(rng, 8) if isinstance(rng, np.random.Generator) else rng
-    front_a = _fair_coins(u, drop_a) if drop_a else 0
-    front_b = (int(u() * 9007199254740992.0) & ((1 << drop_b) - 1)).bit_count() if 0 < drop_b <= 53 \
-        else _fair_coins(u, drop_b)
+    front_a, front_b = _fair_coins(u, drop_a), _fair_coins(u, drop_b)
     return a_start + front_a, a_stop - (drop_a - front_a), b_start + front_b, b_stop - (drop_b - front_b)
 
 
