@@ -116,7 +116,7 @@ def main() -> None:
         model.train(args.mode == "train")
 
     optim = OptimConfig(lr=args.lr, eps=1e-6, weight_decay=0.01)
-    ours_opt = make_optimizer(ours, optim, torch.device("cpu"))
+    ours_opt = make_optimizer(ours, optim)
     decay = [p for n, p in theirs.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     rest = [p for n, p in theirs.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
     theirs_opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],

@@ -119,7 +119,7 @@ class Trainer:
 
     def __init__(self, name, model, device, dtype, to_batch, losses):
         self.name, self.model, self.device, self.dtype = name, model, device, dtype
-        self.optimizer = make_optimizer(model, OptimConfig(lr=1e-4), device)
+        self.optimizer = make_optimizer(model, OptimConfig(lr=1e-4))
         self.to_batch, self.losses = to_batch, losses
 
     def step(self, batch) -> float:

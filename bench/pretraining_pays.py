@@ -7,7 +7,8 @@ initialisation (a 0-step pretrain: same tokenizer, weights as initialised), each
 of learning rates and poolings (cls, mean) and several seeds. Prints the medians and writes everything
 under --out:
 
-  OUT/tok, OUT/corpus, OUT/pretrained (the run, its final/ checkpoint), OUT/scratch,
+  OUT/tok, OUT/corpus, OUT/corpus-64 and OUT/phase1 (the two-phase recipe's long sequences and
+  first phase), OUT/pretrained (the run, its final/ checkpoint), OUT/scratch,
   OUT/ft/<size>-<init>-lr<lr>-<pooling>-s<seed>/ (fine-tuned runs; `bertcli eval` takes any of them),
   OUT/results.jsonl (one line per fine-tune), OUT/summary.json
 
@@ -15,8 +16,9 @@ No label is used anywhere before fine-tuning: the pretraining text is the *sente
 training split without their labels (task-adaptive pretraining, Gururangan et al. 2020), and/or
 other unlabelled text (--text).
 
-  .venv/bin/python bench/pretraining_pays.py --threads 1          # the shipped recipe (recipes/*/sst2-tapt.yaml)
+  .venv/bin/python bench/pretraining_pays.py --out bench/out/pays4   # the shipped recipe (recipes/*/sst2-tapt*.yaml)
   .venv/bin/python bench/pretraining_pays.py --steps 600 --out bench/out/pays-short --sizes 2000
+  .venv/bin/python bench/pretraining_pays.py --phase2-seq-len 0 --steps 11000 --threads 1   # the one-phase recipe
 """
 
 from __future__ import annotations
@@ -50,13 +52,27 @@ def main() -> None:
     pretrained, scratch = out / "pretrained", out / "scratch"
     model = ["--preset", args.preset, *sum((["--set", s] for s in args.model_set), [])]
     started = time.perf_counter()
-    if not (pretrained / "final").exists() and (pretrained / "steps").is_dir():
-        # an interrupted run (Ctrl-C, a scheduler's SIGTERM, a kill) continues exactly where it stopped
-        run("pretrain", "--out", pretrained, "--resume", "--set", f"runtime.threads={args.threads}")
-    elif not (pretrained / "final").exists():
-        run("pretrain", args.pretrain_recipe, "--corpus", corpus, "--out", pretrained, *model,
-            "--max-steps", args.steps, "--lr", args.pretrain_lr, "--batch-size", args.batch_size,
-            "--set", f"runtime.threads={args.threads}", "--set", "runtime.progress=plain")
+    if not args.phase2_seq_len:
+        pretrain(args, args.pretrain_recipe, pretrained, corpus, model, args.steps, args.batch_size, args.pretrain_lr,
+                 args.budget_seconds)
+    else:
+        # BERT's two phases (Devlin et al. 2019, 3.1): most steps on short sequences, which are cheap and
+        # leave the plateau soonest, then the rest on longer ones so that the positions fine-tuning
+        # reads (half of SST-2's dev sentences are longer than 32 pieces) are trained too. Same tokens
+        # a step in both phases; the budget is split in the same ratio as the steps.
+        long_corpus = out / f"corpus-{args.phase2_seq_len}"
+        if not long_corpus.exists():
+            run("build-corpus", args.corpus_recipe, "--input", *text, "--tokenizer", tok, "--out", long_corpus,
+                "--max-seq-len", args.phase2_seq_len, "--objective", args.objective, "--masking", args.masking,
+                "--dupe-factor", args.dupe_factor, "--set", "eval_fraction=0.02",
+                "--set", f"masked_lm_prob={args.mask_prob}")
+        phase2_steps = round(args.steps * args.phase2_fraction)
+        phase1 = out / "phase1"
+        pretrain(args, args.pretrain_recipe, phase1, corpus, model, args.steps - phase2_steps, args.batch_size,
+                 args.pretrain_lr, args.budget_seconds * (1 - args.phase2_fraction))
+        phase2_batch = args.batch_size * args.seq_len // args.phase2_seq_len
+        pretrain(args, args.phase2_recipe, pretrained, long_corpus, ["--init-from", phase1 / "final"], phase2_steps,
+                 phase2_batch, args.phase2_lr, args.budget_seconds * args.phase2_fraction)
     pretrain_seconds = time.perf_counter() - started
     if not (scratch / "final").exists():
         run("pretrain", args.pretrain_recipe, "--corpus", corpus, "--out", scratch, *model, "--max-steps", 0,
@@ -103,6 +119,17 @@ def main() -> None:
         log(f"SST-2 {size}: pretrained - random = {100 * gap:+.2f} points (medians of {len(args.seeds)} seeds)")
     log(f"held-out MLM accuracy of the pretrained model: {held_out['mlm_accuracy']:.4f}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def pretrain(args, recipe: str, folder: Path, corpus: Path, model: list, steps: int, batch_size: int, lr: float,
+             seconds: float) -> None:
+    if not (folder / "final").exists() and (folder / "steps").is_dir():
+        # an interrupted run (Ctrl-C, a scheduler's SIGTERM, a kill) continues exactly where it stopped
+        run("pretrain", "--out", folder, "--resume", "--set", f"runtime.threads={args.threads}")
+    elif not (folder / "final").exists():
+        run("pretrain", recipe, "--corpus", corpus, "--out", folder, *model,
+            "--max-steps", steps, "--lr", lr, "--batch-size", batch_size, "--set", f"train.max_seconds={seconds:g}",
+            "--set", f"runtime.threads={args.threads}", "--set", "runtime.progress=plain")
 
 
 def finetune(done: dict, results_path: Path, out: Path, ckpt: Path, init: str, size, train_file: Path, dev: Path,
@@ -189,12 +216,20 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mask-prob", type=float, default=0.15)
     p.add_argument("--corpus-recipe", default="recipes/corpus/sst2-tapt.yaml")
     p.add_argument("--pretrain-recipe", default="recipes/pretrain/sst2-tapt.yaml")
+    p.add_argument("--phase2-recipe", default="recipes/pretrain/sst2-tapt-phase2.yaml")
     p.add_argument("--finetune-recipe", default="recipes/finetune/sst2.yaml")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--model-set", nargs="*", default=[], help="extra --set for pretraining, e.g. model.dropout=0")
-    p.add_argument("--steps", type=int, default=11000, help="the schedule's length; the recipe's train.max_seconds "
-                   "(30 minutes) stops the run earlier on a slower machine")
+    p.add_argument("--steps", type=int, default=24000, help="the schedule's length, both phases; --budget-seconds "
+                   "stops the run earlier on a slower machine")
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
+    p.add_argument("--budget-seconds", type=float, default=1800,
+                   help="pretraining's time limit (train.max_seconds), both phases together")
+    p.add_argument("--phase2-seq-len", type=int, default=64,
+                   help="a second pretraining phase on sequences this long (0: one phase)")
+    p.add_argument("--phase2-fraction", type=float, default=0.1, help="the second phase's share of --steps")
+    p.add_argument("--phase2-lr", type=float, default=5e-4,
+                   help="the second phase's peak lr (its own warmup and decay, as NVIDIA's recipe)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=0, help="torch threads for pretraining (0: torch's default)")
     p.add_argument("--poolings", nargs="+", default=["cls", "mean"], choices=["cls", "mean"],

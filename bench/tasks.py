@@ -93,7 +93,11 @@ def bertcli_finetune(name: str, files, ckpt: Path, out: Path, *extra) -> dict:
            "--seed", SEED, "--set", "runtime.progress=none", *(QA_FLAGS if task == "qa" else []), *extra]
     seconds, _ = timed(cmd)
     dev = json.loads((run_dir / "best" / "model.json").read_text())["extra"]["dev"]
-    return {"seconds": seconds, "dev": dev, "folder": str(run_dir)}
+    # the last epoch's dev metrics too: the HF loop scores its last epoch only, so with several
+    # epochs that is the like-for-like figure (bertcli's "best" is its best epoch)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    last = [row for row in rows if row.get("split") == "dev"][-1]
+    return {"seconds": seconds, "dev": dev, "dev_last_epoch": last, "folder": str(run_dir)}
 
 
 # ----------------------------------------------------------------------------- the Hugging Face side
@@ -258,7 +262,7 @@ def speed(out: Path, ckpt: Path, sst2_ft: Path | None, repeats: int = 2) -> dict
 
 
 def main() -> None:
-    global SEED
+    global SEED, EPOCHS
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     hf = sub.add_parser("hf")
@@ -270,10 +274,12 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated parts: finetune,features,speed")
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ",".join(TASKS))
     parser.add_argument("--seed", type=int, default=SEED, help="the seed of both sides' fine-tunes (one --out per seed)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS,
+                        help="epochs of both sides' fine-tunes (1: the table's runs; STS-B needs 3 to leave its noise)")
     args = parser.parse_args()
     if args.command == "hf":
         return hf_main(args)
-    SEED = args.seed
+    SEED, EPOCHS = args.seed, args.epochs
     sys.path.insert(0, str(ROOT / "src"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

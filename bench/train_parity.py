@@ -101,8 +101,7 @@ def run(reader: CorpusReader, steps: int, batch_size: int, dtype: torch.dtype, p
     assert torch.equal(predictions.decoder.bias, ours.mlm.bias)
 
     optim = OptimConfig(lr=5e-4, weight_decay=0.01)
-    cpu = torch.device("cpu")
-    our_opt = make_optimizer(ours, optim, cpu)
+    our_opt = make_optimizer(ours, optim)
     their_opt = torch.optim.AdamW(param_groups(theirs, optim.weight_decay), lr=optim.lr,
                                   betas=(optim.beta1, optim.beta2), eps=optim.eps, foreach=True)
     warm = warmup_steps(steps, -1, 0.1)

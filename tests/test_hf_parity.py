@@ -207,7 +207,7 @@ def test_training_steps_match_bert_for_pretraining_in_fp64():
     theirs.load_state_dict(state_to_hf(ours.state_dict(), config, "pretraining"), strict=False)
     theirs.tie_weights()
     optim = OptimConfig(lr=3e-3, weight_decay=0.01)
-    our_opt = make_optimizer(ours, optim, torch.device("cpu"))
+    our_opt = make_optimizer(ours, optim)
     their_opt = torch.optim.AdamW(param_groups(theirs, 0.01), lr=optim.lr, betas=(0.9, 0.999), eps=optim.eps)
     generator = torch.Generator().manual_seed(0)
     # one batch, seen at every step: the loss must fall, so equal losses say something

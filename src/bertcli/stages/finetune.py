@@ -141,7 +141,7 @@ def run_one(cfg: FinetuneConfig, ckpt, prepared: Prepared, out: Path) -> dict:
                       f"those weights start from random initialisation")
     model.to(device)
     optim = dataclasses.replace(cfg.optim, lr=cfg.features.lr) if features_mode else cfg.optim
-    optimizer = make_optimizer(model, optim, device)
+    optimizer = make_optimizer(model, optim)
     cache = prepared.features
     if features_mode and not cache:
         console.print(f"computing {settings.layers} features of {len(train_set) + len(dev_set):,} examples once")

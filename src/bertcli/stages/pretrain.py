@@ -175,7 +175,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     if init is not None:
         report_init(model, init)
     model.to(device)
-    optimizer = make_optimizer(model, cfg.optim, device)
+    optimizer = make_optimizer(model, cfg.optim)
     scaler = grad_scaler(device, cfg.runtime.dtype)
     state = RunState()
     if resume_from is not None:

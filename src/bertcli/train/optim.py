@@ -22,14 +22,14 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(model: nn.Module, cfg: OptimConfig, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     groups = param_groups(model, cfg.weight_decay)
     if cfg.name == "lamb":
         return Lamb(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
-    # The fused kernel is one launch for all parameters on GPU; on CPU foreach is the fast path.
-    fused = device.type == "cuda"
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-                             fused=fused or None, foreach=None if fused else True)
+    # The fused kernel reads and writes each parameter's state once: one launch on GPU, and on CPU
+    # 5-6x faster than foreach or the per-tensor loop (torch's CPU default) on MiniLM's 22.9 M
+    # parameters (bench/adamw_cpu.py), which is a fifth of a small fine-tuning step.
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
 
 
 class Lamb(torch.optim.Optimizer):
