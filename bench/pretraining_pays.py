@@ -45,10 +45,7 @@ def main() -> None:
     tok, corpus = out / "tok", out / "corpus"
     if not tok.exists():
         run("tokenize", "train", "--input", *text, "--out", tok, "--vocab-size", args.vocab_size, "--lowercase")
-    if not corpus.exists():
-        run("build-corpus", args.corpus_recipe, "--input", *text, "--tokenizer", tok, "--out", corpus,
-            "--max-seq-len", args.seq_len, "--objective", args.objective, "--masking", args.masking,
-            "--dupe-factor", args.dupe_factor, "--set", "eval_fraction=0.02", "--set", f"masked_lm_prob={args.mask_prob}")
+    build_corpus(args, text, tok, corpus, args.seq_len)
     pretrained, scratch = out / "pretrained", out / "scratch"
     model = ["--preset", args.preset, *sum((["--set", s] for s in args.model_set), [])]
     started = time.perf_counter()
@@ -61,11 +58,7 @@ def main() -> None:
         # reads (half of SST-2's dev sentences are longer than 32 pieces) are trained too. Same tokens
         # a step in both phases; the budget is split in the same ratio as the steps.
         long_corpus = out / f"corpus-{args.phase2_seq_len}"
-        if not long_corpus.exists():
-            run("build-corpus", args.corpus_recipe, "--input", *text, "--tokenizer", tok, "--out", long_corpus,
-                "--max-seq-len", args.phase2_seq_len, "--objective", args.objective, "--masking", args.masking,
-                "--dupe-factor", args.dupe_factor, "--set", "eval_fraction=0.02",
-                "--set", f"masked_lm_prob={args.mask_prob}")
+        build_corpus(args, text, tok, long_corpus, args.phase2_seq_len)
         phase2_steps = round(args.steps * args.phase2_fraction)
         phase1 = out / "phase1"
         pretrain(args, args.pretrain_recipe, phase1, corpus, model, args.steps - phase2_steps, args.batch_size,
@@ -119,6 +112,13 @@ def main() -> None:
         log(f"SST-2 {size}: pretrained - random = {100 * gap:+.2f} points (medians of {len(args.seeds)} seeds)")
     log(f"held-out MLM accuracy of the pretrained model: {held_out['mlm_accuracy']:.4f}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def build_corpus(args, text: list[Path], tok: Path, folder: Path, seq_len: int) -> None:
+    if not folder.exists():
+        run("build-corpus", args.corpus_recipe, "--input", *text, "--tokenizer", tok, "--out", folder,
+            "--max-seq-len", seq_len, "--objective", args.objective, "--masking", args.masking,
+            "--dupe-factor", args.dupe_factor, "--set", "eval_fraction=0.02", "--set", f"masked_lm_prob={args.mask_prob}")
 
 
 def pretrain(args, recipe: str, folder: Path, corpus: Path, model: list, steps: int, batch_size: int, lr: float,
