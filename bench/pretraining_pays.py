@@ -121,13 +121,15 @@ def build_corpus(args, text: list[Path], tok: Path, folder: Path, seq_len: int) 
             "--dupe-factor", args.dupe_factor, "--set", "eval_fraction=0.02", "--set", f"masked_lm_prob={args.mask_prob}")
 
 
-def pretrain(args, recipe: str, folder: Path, corpus: Path, model: list, steps: int, batch_size: int, lr: float,
+def pretrain(args, recipe: str, folder: Path, corpus: Path, start: list, steps: int, batch_size: int, lr: float,
              seconds: float) -> None:
+    """One pretraining run into `folder` (continued if it was interrupted); `start` is how its model
+    begins: a shape (--preset, --set) or another run's weights (--init-from)."""
     if not (folder / "final").exists() and (folder / "steps").is_dir():
         # an interrupted run (Ctrl-C, a scheduler's SIGTERM, a kill) continues exactly where it stopped
         run("pretrain", "--out", folder, "--resume", "--set", f"runtime.threads={args.threads}")
     elif not (folder / "final").exists():
-        run("pretrain", recipe, "--corpus", corpus, "--out", folder, *model,
+        run("pretrain", recipe, "--corpus", corpus, "--out", folder, *start,
             "--max-steps", steps, "--lr", lr, "--batch-size", batch_size, "--set", f"train.max_seconds={seconds:g}",
             "--set", f"runtime.threads={args.threads}", "--set", "runtime.progress=plain")
 

@@ -93,10 +93,12 @@ def bertcli_finetune(name: str, files, ckpt: Path, out: Path, *extra) -> dict:
            "--seed", SEED, "--set", "runtime.progress=none", *(QA_FLAGS if task == "qa" else []), *extra]
     seconds, _ = timed(cmd)
     dev = json.loads((run_dir / "best" / "model.json").read_text())["extra"]["dev"]
+    from bertcli.stages.report import read_metrics
+
     # the last epoch's dev metrics too: the HF loop scores its last epoch only, so with several
     # epochs that is the like-for-like figure (bertcli's "best" is its best epoch)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    last = [row for row in rows if row.get("split") == "dev"][-1]
+    records, _ = read_metrics(run_dir / "metrics.jsonl")
+    last = [row for row in records if row.get("split") == "dev"][-1]
     return {"seconds": seconds, "dev": dev, "dev_last_epoch": last, "folder": str(run_dir)}
 
 
