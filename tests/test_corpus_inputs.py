@@ -295,3 +295,20 @@ def test_single_sentence_documents_and_overlong_lines_build(tmp_path, documents,
     assert max(lengths) == 48 and min(lengths) >= 5
     entry = artifacts.read_manifest(out)["input_files"][0]
     assert (entry["documents"], entry["sentences"]) == (5, sum(map(len, docs)))
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
+def test_line_ends_lf_crlf_and_lone_cr_read_alike(tmp_path, ending):
+    lines = ["The first sentence.", "The second one.", "", "A second document.", "", "", "Its end."]
+    path = tmp_path / "doc.txt"
+    path.write_bytes(ending.join(lines).encode("utf-8") + ending.encode())
+    pieces, report = read(path, input_format="lines")
+    assert [piece.texts for piece in pieces] == [lines[:2], lines[3:4], lines[6:]]
+    assert report.lines == (len(lines) if ending != "\r" else 1)  # lines are counted by their LF
+
+
+def test_mixed_line_ends_in_one_block(tmp_path):
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(b"one.\r\ntwo.\rthree.\r\r\nfour.\n\nfive.\n")
+    pieces, _ = read(path, input_format="lines")
+    assert [piece.texts for piece in pieces] == [["one.", "two.", "three.", "four."], ["five."]]

@@ -7,7 +7,7 @@ import pytest
 
 from bertcli.data.documents import Documents
 from bertcli.data.masking import KEPT, MASKED, RANDOM, Masker
-from bertcli.data.pairs import NspBalance, document_pairs, truncate_pair
+from bertcli.data.pairs import NspBalance, Pair, document_pairs, truncate_pair
 
 PAD, UNK, CLS, SEP, MASK = range(5)
 SPECIALS = frozenset(range(5))
@@ -92,7 +92,7 @@ def pairs_of(docs, max_num_tokens, short_seq_prob=0.1, random_next_prob=0.5, see
     balance = NspBalance(random_next_prob)
     for d in range(docs.num_documents):
         rng = np.random.default_rng([seed, d])
-        out += [(d, p) for p in document_pairs(docs, d, rng, max_num_tokens, short_seq_prob, random_next_prob,
+        out += [(d, Pair(*p)) for p in document_pairs(docs, d, rng, max_num_tokens, short_seq_prob, random_next_prob,
                                                balance)]
     return out
 
@@ -187,3 +187,25 @@ def test_truncate_pair_trims_the_longer_side_from_both_ends(a, b):
 
 def test_truncate_pair_leaves_short_pairs_alone():
     assert truncate_pair(0, 10, 20, 30, 40, np.random.default_rng(0)) == (0, 10, 20, 30)
+
+
+def test_batch_masks_take_each_examples_lowest_keyed_candidates():
+    # data.batch_masking picks, for every example at once, the `num` candidates with the lowest keys
+    # (Google's shuffle of the candidates, then the first `num`); checked against that rule one example
+    # at a time, on examples of every length (the ragged table path) and of one length (the reshape path)
+    from bertcli.data.arrays import offsets_from_lengths
+    from bertcli.data.batch_masking import _lowest_keyed
+
+    rng = np.random.default_rng(5)
+    for lengths in (rng.integers(3, 40, 300), np.full(200, 32)):
+        offsets = offsets_from_lengths(lengths)
+        keys = rng.random(int(offsets[-1]))
+        candidate = rng.random(len(keys)) < 0.8
+        counts = np.add.reduceat(candidate, offsets[:-1])
+        num = np.minimum(counts, rng.integers(0, 8, len(lengths)))
+        chosen = _lowest_keyed(keys, candidate, offsets, lengths, num)
+        expected = []
+        for r, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
+            positions = np.arange(start, stop)[candidate[start:stop]]
+            expected += sorted(positions[np.argsort(keys[positions])][:num[r]].tolist())
+        assert chosen.tolist() == expected

@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from bertcli.data.documents import Documents
+from bertcli.data.documents import Documents, OffsetLists
 
 
 class Pair(NamedTuple):
@@ -35,59 +35,64 @@ class Pair(NamedTuple):
 
 
 class NspBalance:
-    """Random pairs owed: random_next_prob for every chunk made, less one for every random pair."""
+    """Random pairs owed: random_next_prob for every chunk made, less one for every random pair.
+    (The rule itself is inlined in document_pairs' loop: a chunk is random when it has a single
+    segment, when a whole pair is owed, or with the owed fraction's probability.)"""
 
     def __init__(self, random_next_prob: float):
         self.p, self.owed = random_next_prob, 0.0
 
-    def is_random(self, forced: bool, u) -> bool:
-        self.owed += self.p
-        if forced or self.owed >= 1 or (self.owed > 0 and u() < self.owed):
-            self.owed -= 1
-            return True
-        return False
-
 
 def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_tokens: int,
-                   short_seq_prob: float, random_next_prob: float, balance: NspBalance | None = None) -> list[Pair]:
-    """The NSP pairs of document `d`; B of a random pair comes from another document of `docs`.
+                   short_seq_prob: float, random_next_prob: float, balance: NspBalance | None = None) -> list[tuple]:
+    """The NSP pairs of document `d` (tuples of Pair's fields); B of a random pair comes from
+    another document of `docs`.
     `balance` may carry the label balance over several documents (tests); by default each
     document balances its own."""
     balance = balance or NspBalance(random_next_prob)
     first, end = int(docs.document_offsets[d]), int(docs.document_offsets[d + 1])
-    # plain Python ints and uniforms drawn in blocks: this loop runs once per example of the
-    # corpus, and numpy scalar calls would cost more than the rest of it
+    # This loop runs once per example of the corpus, so it is written for CPython: plain ints and
+    # lists, uniforms drawn in blocks, the label balance and the target draw inlined (a function call
+    # costs as much as the rest of an iteration), plain tuples for the pairs.
     offsets = docs.sentence_offsets[first:end + 1].tolist()
     u = uniforms(rng, 4 * (end - first) + 8)
     pairs = []
-    target = _target_length(u, max_num_tokens, short_seq_prob)
+    append = pairs.append
+    p, owed = balance.p, balance.owed
+    num_documents, span, lists = docs.num_documents, max_num_tokens - 1, docs.offset_lists
+    # Mostly fill the sequence; sometimes (short_seq_prob, 10 % in BERT) aim shorter so that the model
+    # also sees the short inputs it will meet when fine-tuning. Google draws the target once per
+    # document, which makes all of a book's examples short 10 % of the time; drawn per chunk, every
+    # document gets the intended 10 % of short sequences (BERT paper, appendix A.2).
+    target = 2 + int(u() * span) if u() < short_seq_prob else max_num_tokens
     chunk_start = 0
     n = end - first
     while chunk_start < n:
         # Google adds one sentence at a time until the chunk reaches the target or the document
         # ends; the sentence where that happens is found by bisection over the offsets instead (the
         # same chunk, without a Python step per sentence).
-        i = min(bisect_left(offsets, offsets[chunk_start] + target, chunk_start + 1, n + 1), n) - 1
+        i = bisect_left(offsets, offsets[chunk_start] + target, chunk_start + 1, n + 1)
+        i = (n if i > n else i) - 1
         segments = i + 1 - chunk_start
         # randint(1, segments - 1) in Google's code: A takes at least one segment, and leaves
         # B at least one when the chunk has two or more.
         a_end = chunk_start + (1 if segments == 1 else 1 + int(u() * (segments - 1)))
         a_start, a_stop = offsets[chunk_start], offsets[a_end]
-        if balance.is_random(segments == 1, u):
-            b_document = _other_document(u, d, docs.num_documents)
-            b_start, b_stop = _random_segments(docs, b_document, target - (a_stop - a_start), u)
+        owed += p  # NspBalance.is_random
+        if segments == 1 or owed >= 1 or (owed > 0 and u() < owed):
+            owed -= 1
+            b_document = _other_document(u, d, num_documents)
+            b_start, b_stop = _random_segments(lists, b_document, target - (a_stop - a_start), u)
             i = a_end - 1  # put the unused segments back: they start the next chunk
             is_random = True
         else:
             b_document, b_start, b_stop, is_random = d, a_stop, offsets[i + 1], False
         if a_stop - a_start + b_stop - b_start > max_num_tokens:
-            a_start, a_stop, b_start, b_stop = truncate_pair(a_start, a_stop, b_start, b_stop, max_num_tokens, u)
-        pairs.append(Pair(a_start, a_stop, b_start, b_stop, b_document, is_random))
+            a_start, a_stop, b_start, b_stop = _truncate(a_start, a_stop, b_start, b_stop, max_num_tokens, u)
+        append((a_start, a_stop, b_start, b_stop, b_document, is_random))
         chunk_start = i + 1
-        # Google draws the target once per document; for a book-length document that makes all
-        # of its examples short 10 % of the time. Drawing it per chunk gives every document the
-        # intended 10 % of short sequences (BERT paper, appendix A.2).
-        target = _target_length(u, max_num_tokens, short_seq_prob)
+        target = 2 + int(u() * span) if u() < short_seq_prob else max_num_tokens
+    balance.owed = owed
     return pairs
 
 
@@ -111,14 +116,27 @@ def truncate_pair(a_start: int, a_stop: int, b_start: int, b_stop: int, max_num_
     The sides' final lengths follow from the rule alone, and each side's dropped tokens split
     between front and back as a Binomial(k, 1/2): the same distribution, without the loop.
     """
-    la, lb = a_stop - a_start, b_stop - b_start
-    if la + lb <= max_num_tokens:
+    if a_stop - a_start + b_stop - b_start <= max_num_tokens:
         return a_start, a_stop, b_start, b_stop
-    keep_a = min(la, max((max_num_tokens + 1) // 2, max_num_tokens - lb))
-    drop_a, drop_b = la - keep_a, lb - (max_num_tokens - keep_a)
     u = uniforms(rng, 8) if isinstance(rng, np.random.Generator) else rng
-    front_a, front_b = _fair_coins(u, drop_a), _fair_coins(u, drop_b)
+    return _truncate(a_start, a_stop, b_start, b_stop, max_num_tokens, u)
+
+
+def _truncate(a_start: int, a_stop: int, b_start: int, b_stop: int, max_num_tokens: int,
+              u: Callable[[], float]) -> tuple[int, int, int, int]:
+    # truncate_pair for a pair that is too long; the pair loop calls it for most pairs, so the
+    # coins of up to 53 drops (nearly always) are counted inline
+    la, lb = a_stop - a_start, b_stop - b_start
+    keep_a = max((max_num_tokens + 1) // 2, max_num_tokens - lb)
+    if keep_a > la:
+        keep_a = la
+    drop_a, drop_b = la - keep_a, lb - (max_num_tokens - keep_a)
+    front_a = (int(u() * _TWO_53) & ((1 << drop_a) - 1)).bit_count() if 0 < drop_a <= 53 else _fair_coins(u, drop_a)
+    front_b = (int(u() * _TWO_53) & ((1 << drop_b) - 1)).bit_count() if 0 < drop_b <= 53 else _fair_coins(u, drop_b)
     return a_start + front_a, a_stop - (drop_a - front_a), b_start + front_b, b_stop - (drop_b - front_b)
+
+
+_TWO_53 = 9007199254740992.0  # a uniform double carries 53 random bits
 
 
 def _fair_coins(u: Callable[[], float], k: int) -> int:
@@ -126,17 +144,9 @@ def _fair_coins(u: Callable[[], float], k: int) -> int:
     heads = 0
     while k > 0:
         take = min(k, 53)
-        heads += (int(u() * 9007199254740992.0) & ((1 << take) - 1)).bit_count()
+        heads += (int(u() * _TWO_53) & ((1 << take) - 1)).bit_count()
         k -= take
     return heads
-
-
-def _target_length(u: Callable[[], float], max_num_tokens: int, short_seq_prob: float) -> int:
-    # Mostly fill the sequence; sometimes (short_seq_prob, 10 % in BERT) aim shorter so that the
-    # model also sees the short inputs it will meet when fine-tuning.
-    if u() < short_seq_prob:
-        return 2 + int(u() * (max_num_tokens - 1))
-    return max_num_tokens
 
 
 def _other_document(u: Callable[[], float], d: int, num_documents: int) -> int:
@@ -149,11 +159,11 @@ def _other_document(u: Callable[[], float], d: int, num_documents: int) -> int:
     return other + (other >= d)
 
 
-def _random_segments(docs: Documents, document: int, target_b: int, u: Callable[[], float]) -> tuple[int, int]:
+def _random_segments(lists: OffsetLists, document: int, target_b: int, u: Callable[[], float]) -> tuple[int, int]:
     """Segments from a random start in `document` until they reach `target_b` tokens or the end
     of the document; always at least one segment."""
-    offsets = docs.offset_lists.sentences
-    first, end = docs.offset_lists.documents[document], docs.offset_lists.documents[document + 1]
+    offsets, documents = lists.sentences, lists.documents
+    first, end = documents[document], documents[document + 1]
     start = first + int(u() * (end - first))
     # the first sentence boundary after `start` at which B has >= target_b tokens
     stop = bisect_left(offsets, offsets[start] + target_b, start + 1, end + 1)

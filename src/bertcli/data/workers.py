@@ -1,7 +1,7 @@
 """Worker processes for corpus building: an ordered, bounded parallel map (or the same in-process).
 
-Results come back in task order, so output never depends on the number of workers; at most
-2 * workers tasks are in flight, so a streamed input is never read far ahead of the results
+Results come back in task order, so output never depends on the number of workers; a bounded
+number of tasks is in flight, so a streamed input is never read far ahead of the results
 (Pool.imap would draw every task from its iterator at once).
 """
 
@@ -26,8 +26,13 @@ class Workers:
             self.initializer(*self.initargs)
         else:
             # forkserver, not fork: a fork copies the parent's threads' locks in whatever state they
-            # are (a progress display, a test runner), and a worker could wait on one forever
-            self._pool = multiprocessing.get_context(START_METHOD).Pool(self.workers, self.initializer, self.initargs)
+            # are (a progress display, a test runner), and a worker could wait on one forever. The
+            # server imports the workers' module once and each worker starts as a fork of it, where
+            # every worker would otherwise import it again (numpy and all: most of a second each).
+            context = multiprocessing.get_context(START_METHOD)
+            if START_METHOD == "forkserver":
+                context.set_forkserver_preload([self.initializer.__module__])
+            self._pool = context.Pool(self.workers, self.initializer, self.initargs)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -37,14 +42,25 @@ class Workers:
         state.clear()
 
     def map(self, function: Callable, tasks: Iterable) -> Iterator:
-        """function(task) for each task, in order."""
+        """function(task) for each task, in order, with at most four tasks per worker in flight.
+        (Results are taken in order, so a slow task holds back the ones after it; with two per
+        worker, the workers waited on such a task for a fifth of a build.)"""
         if self._pool is None:
             yield from map(function, tasks)
             return
         pending: collections.deque = collections.deque()
         for task in tasks:
             pending.append(self._pool.apply_async(function, (task,)))
-            if len(pending) >= 2 * self.workers:
+            if len(pending) >= 4 * self.workers:
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
+
+    def submit(self, function: Callable, tasks: list) -> Callable[[], list]:
+        """Start function(task) for every task now and return a function that waits for the results,
+        in order; the caller goes on meanwhile. In-process, the work is done when the results are
+        asked for."""
+        if self._pool is None:
+            return lambda: [function(task) for task in tasks]
+        started = [self._pool.apply_async(function, (task,)) for task in tasks]
+        return lambda: [result.get() for result in started]

@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -72,17 +72,19 @@ def run(cfg: BuildCorpusConfig) -> Path:
         stats = {name: _Statistics(cfg.max_seq_len, tokenizer) for name in split_names}
         work = folder / ".blocks"  # a block's documents, shared with the workers through the page cache
         work.mkdir()
+        # A block's examples are written while the workers make the next block's: the main process's
+        # shuffle and write would otherwise leave them idle.
+        previous: list[_BlockSplit] = []
         for block, before, parts in _blocks(cfg, reports, workers, shard_index, num_shards,
                                     lambda part: progress.update(part.chars, writers["train"].examples)):
             inputs.add(parts)
             docs = Documents.concat([p.documents for p in parts], dtype, [p.continues for p in parts])
-            for name, split_docs in _hold_out(docs, cfg, block, before).items():
-                examples = _block_examples(workers, work, split_docs, name, block, cfg)
-                order = np.random.default_rng([cfg.seed, _SHUFFLE, SPLIT_CODES[name], block]).permutation(len(examples))
-                writers[name].add(examples, order)
-                stats[name].add(split_docs, examples)
-                del examples, order
+            current = [_BlockSplit(name, block, split_docs, _start_examples(workers, work, split_docs, name, block, cfg))
+                       for name, split_docs in _hold_out(docs, cfg, block, before).items()]
+            _write(previous, writers, stats, cfg)
+            previous = current
             progress.update(0, sum(w.examples for w in writers.values()))
+        _write(previous, writers, stats, cfg)
         shutil.rmtree(work)
         entries = {name: {**writers[name].close(), "statistics": stats[name].result()} for name in split_names}
         input_files = inputs.entries(reports, num_shards)
@@ -238,25 +240,52 @@ def _check_sizes(entries: dict, cfg: BuildCorpusConfig) -> None:
 # ----------------------------------------------------------------------------- documents -> examples
 
 
-def _block_examples(workers: Workers, work: Path, docs: Documents, split: str, block: int,
-                    cfg: BuildCorpusConfig) -> Examples:
-    """The examples of one block's documents of one split, in order: dupe_factor copies of every
-    document, each with fresh pairs and masks; copies outer and documents inner, as Google loops."""
+class _BlockSplit(NamedTuple):
+    """One split of one block whose examples are being made."""
+
+    name: str
+    block: int
+    docs: Documents
+    examples: Callable[[], Examples]  # waits for them
+
+
+def _start_examples(workers: Workers, work: Path, docs: Documents, split: str, block: int,
+                    cfg: BuildCorpusConfig) -> Callable[[], Examples]:
+    """Start making the examples of one block's documents of one split: dupe_factor copies of every
+    document, each with fresh pairs and masks; copies outer and documents inner, as Google loops.
+    Returns a function that waits for them, in order."""
     if docs.num_documents == 0:
-        return make_examples(docs, range(0), None, cfg.max_seq_len, 0, 0, None, 0, 0)
+        empty = make_examples(docs, range(0), None, cfg.max_seq_len, 0, 0, None, 0, 0)
+        return lambda: empty
     key = str(work / f"{split}-{block:06d}")
     if workers.workers > 1:  # the workers map the arrays from disk; in-process they are used as they are
         os.mkdir(key)
         for name in ("tokens", "sentence_offsets", "document_offsets"):
             np.save(os.path.join(key, f"{name}.npy"), getattr(docs, name))
     else:
-        state["blocks"] = {key: docs}
+        state["blocks"][key] = docs
     tasks = [(key, SPLIT_CODES[split], block, copy, first, stop)
              for copy in range(cfg.dupe_factor) for first, stop in _document_ranges(docs)]
-    examples = Examples.concat(list(workers.map(_make_examples, tasks)))
-    if workers.workers > 1:
-        shutil.rmtree(key)
+    results = workers.submit(_make_examples, tasks)
+
+    def examples() -> Examples:
+        made = Examples.concat(results())
+        if workers.workers > 1:
+            shutil.rmtree(key)
+        else:
+            del state["blocks"][key]
+        return made
+
     return examples
+
+
+def _write(splits: list[_BlockSplit], writers: dict, stats: dict, cfg: BuildCorpusConfig) -> None:
+    """Shuffle each split's examples of a block and append them to its shards."""
+    for split in splits:
+        examples = split.examples()
+        order = np.random.default_rng([cfg.seed, _SHUFFLE, SPLIT_CODES[split.name], split.block]).permutation(len(examples))
+        writers[split.name].add(examples, order)
+        stats[split.name].add(split.docs, examples)
 
 
 def _document_ranges(docs: Documents) -> list[tuple[int, int]]:
