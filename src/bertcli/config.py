@@ -206,8 +206,10 @@ class BuildCorpusConfig:
     eval_fraction: float = 0.0  # documents held out into an `eval` split (of each block)
     # Text is read, tokenised and turned into examples a block at a time, so memory does not grow
     # with the input: a random-next B comes from another document of the same block, and examples
-    # are shuffled within their block (data/blocks in README). MB of text per block.
-    block_mb: float = 8.0
+    # are shuffled within their block (data/blocks in README). MB of text per block. Two blocks are
+    # in memory at once (one written while the next is made): 4 MB kept the 2-worker build of the
+    # Gutenberg books at 350-370 MB, where 8 MB took 420 (bench/RESULTS.md).
+    block_mb: float = 4.0
     # Build part shard_index of num_shards (blocks k with k % num_shards == shard_index), e.g. one per
     # machine; `bertcli merge-corpus` joins the parts. None: from RANK / WORLD_SIZE, else 0 of 1.
     shard_index: Optional[int] = None

@@ -9,7 +9,8 @@ differ and why), run as a stream so that memory does not grow with the input:
     into train/eval, paired (B of a random-next pair comes from another document of the same
     block, where Google draws from the whole corpus) and masked, dupe_factor copies of each;
   * the block's examples are shuffled (where Google shuffles all examples of the corpus at once)
-    and appended to the shards, which are written as they fill.
+    and appended to the shards, which are written as they fill, while the workers make the next
+    block's examples.
 Pretraining draws a fresh permutation of all examples every epoch, so the block-level shuffle
 does not change what a training batch holds. Every random decision is drawn from a generator
 seeded by (seed, stream, split, block, copy, document), units of work are cut at fixed sizes and
