@@ -28,7 +28,7 @@ class Workers:
             # forkserver, not fork: a fork copies the parent's threads' locks in whatever state they
             # are (a progress display, a test runner), and a worker could wait on one forever. The
             # server imports the workers' module once and each worker starts as a fork of it, where
-            # every worker would otherwise import it again (numpy and all: most of a second each).
+            # every worker would otherwise import it again (numpy and all: about 0.4 s each).
             context = multiprocessing.get_context(START_METHOD)
             if START_METHOD == "forkserver":
                 context.set_forkserver_preload([self.initializer.__module__])
@@ -43,8 +43,8 @@ class Workers:
 
     def map(self, function: Callable, tasks: Iterable) -> Iterator:
         """function(task) for each task, in order, with at most four tasks per worker in flight.
-        (Results are taken in order, so a slow task holds back the ones after it; with two per
-        worker, the workers waited on such a task for a fifth of a build.)"""
+        (Results are taken in order, so a slow task holds back the ones after it: with two per
+        worker, a timeline of a 2-worker build showed both workers waiting on such tasks.)"""
         if self._pool is None:
             yield from map(function, tasks)
             return
