@@ -12,11 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bertcli import artifacts
 from bertcli.data.inputs import InputReport, ReadSettings, read_documents
 from bertcli.data.shards import CorpusReader
+from bertcli.data.workers import Workers
 from bertcli.stages import build_corpus, merge_corpus
 from conftest import cli, shared_data
 from test_build_corpus import config, make_documents, shard_hashes, write_book, write_lines
@@ -218,6 +220,19 @@ def test_blocks_workers_and_sharded_builds_agree(tmp_path, monkeypatch, document
         assert manifest["statistics"][key] == artifacts.read_manifest(one)["statistics"][key]
     with pytest.raises(Exception, match="missing \\[1\\]"):
         merge_corpus.run([parts[0]], tmp_path / "incomplete")
+
+
+def test_spooled_workers_return_results_in_order_and_leave_no_files(tmp_path):
+    # tasks and results pass through files in the spool folder (the pool's pipes carry their names)
+    spool = tmp_path / "spool"
+    arrays = [np.arange(n, dtype=np.int32) * 3 for n in (5, 200_000, 0, 7)]
+    with Workers(2, int, (), spool=spool) as workers:
+        assert [a.tolist() for a in workers.map(np.flip, arrays)] == [a[::-1].tolist() for a in arrays]
+        results = workers.submit(np.sum, arrays)
+        assert spool.is_dir()
+        assert results() == [a.sum() for a in arrays]
+        assert sorted(spool.iterdir()) == []  # every task and result file taken back
+    assert not spool.exists()
 
 
 def test_rank_and_world_size_pick_the_part(tmp_path, monkeypatch, tokenizer_dir):

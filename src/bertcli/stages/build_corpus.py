@@ -67,7 +67,8 @@ def run(cfg: BuildCorpusConfig) -> Path:
     reports: list[InputReport] = []
     inputs = _InputCounts()
     with artifacts.staged_folder(out) as folder, \
-            Workers(cfg.workers or os.cpu_count() or 1, _init_worker, (cfg, dtype, masker, tokenizer.cls_id, tokenizer.sep_id)) as workers, \
+            Workers(cfg.workers or os.cpu_count() or 1, _init_worker, (cfg, dtype, masker, tokenizer.cls_id, tokenizer.sep_id),
+                    spool=folder / ".spool") as workers, \
             Throughput(cfg.progress, "build-corpus") as progress:
         writers = {name: ShardWriter(folder, name, cfg.shard_size, cfg.max_seq_len) for name in split_names}
         stats = {name: _Statistics(cfg.max_seq_len, tokenizer) for name in split_names}
