@@ -191,21 +191,27 @@ def test_truncate_pair_leaves_short_pairs_alone():
 
 def test_batch_masks_take_each_examples_lowest_keyed_candidates():
     # data.batch_masking picks, for every example at once, the `num` candidates with the lowest keys
-    # (Google's shuffle of the candidates, then the first `num`); checked against that rule one example
-    # at a time, on examples of every length (the ragged table path) and of one length (the reshape path)
+    # (Google's shuffle of the candidates, then the first `num`), a key being the top bits of a
+    # random word and a tie going to the earlier position; checked against that rule one example at
+    # a time, on examples of every length (the ragged table path) and of one length (the reshape path),
+    # with keys that often tie
     from bertcli.data.arrays import offsets_from_lengths
     from bertcli.data.batch_masking import _lowest_keyed
 
     rng = np.random.default_rng(5)
-    for lengths in (rng.integers(3, 40, 300), np.full(200, 32)):
+    for lengths in (rng.integers(3, 40, 300), np.full(200, 32), rng.integers(600, 1500, 5)):
         offsets = offsets_from_lengths(lengths)
-        keys = rng.random(int(offsets[-1]))
-        candidate = rng.random(len(keys)) < 0.8
-        counts = np.add.reduceat(candidate, offsets[:-1])
+        words = rng.bit_generator.random_raw(int(offsets[-1]))
+        words[rng.random(len(words)) < 0.3] &= np.uint64((1 << 40) - 1)  # top 24 bits 0: ties
+        candidate = rng.random(len(words)) < 0.8
+        counts = np.add.reduceat(candidate, offsets[:-1], dtype=np.int64)
         num = np.minimum(counts, rng.integers(0, 8, len(lengths)))
-        chosen = _lowest_keyed(keys, candidate, offsets, lengths, num)
+        chosen = _lowest_keyed(words, candidate, lengths, num)
         expected = []
         for r, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
-            positions = np.arange(start, stop)[candidate[start:stop]]
-            expected += sorted(positions[np.argsort(keys[positions])][:num[r]].tolist())
+            position_bits = int(lengths.max() - 1).bit_length()
+            key_bits = (32 if position_bits <= 10 else 64) - position_bits - 1  # 24 for 128-token examples
+            keys = (words[start:stop] >> np.uint64(64 - key_bits)).tolist()
+            ranked = sorted((keys[p], p) for p in range(stop - start) if candidate[start + p])
+            expected += sorted(p for _, p in ranked[:num[r]])
         assert chosen.tolist() == expected
