@@ -47,6 +47,18 @@ class Documents:
         hundred thousand, and a Python list answers those many times faster than numpy."""
         return OffsetLists(self.sentence_offsets.tolist(), self.document_offsets.tolist())
 
+    def chunk_ends(self, target: int) -> list[int]:
+        """For every sentence j, the last sentence of the chunk that starts at j and takes whole
+        sentences until it holds `target` tokens or its document ends (the pair loop's chunk for
+        a full-length target), as a list; made once per target."""
+        cache = self.__dict__.setdefault("_chunk_ends", {})
+        if target not in cache:
+            starts = self.sentence_offsets[:-1]
+            document_ends = np.repeat(self.document_offsets[1:], np.diff(self.document_offsets))
+            reached = np.searchsorted(self.sentence_offsets, starts + target)
+            cache[target] = (np.minimum(reached, document_ends) - 1).tolist()
+        return cache[target]
+
     def document_tokens(self) -> np.ndarray:
         """(num_documents,) token count of each document."""
         return np.diff(self.sentence_offsets[self.document_offsets])

@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from bertcli.data.documents import Documents, OffsetLists
+from bertcli.data.documents import Documents
 
 
 class Pair(NamedTuple):
@@ -50,29 +50,33 @@ def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_to
     `balance` may carry the label balance over several documents (tests); by default each
     document balances its own."""
     balance = balance or NspBalance(random_next_prob)
-    first, end = int(docs.document_offsets[d]), int(docs.document_offsets[d + 1])
     # This loop runs once per example of the corpus, so it is written for CPython: plain ints and
-    # lists, uniforms drawn in blocks, the label balance and the target draw inlined (a function call
-    # costs as much as the rest of an iteration), plain tuples for the pairs.
-    offsets = docs.sentence_offsets[first:end + 1].tolist()
+    # lists (the block's offsets as lists, sentences numbered across the block), uniforms drawn in
+    # blocks, the label balance, the target draw and B's choice inlined (a function call costs as
+    # much as a few lines of the loop), plain tuples for the pairs.
+    offsets, documents = docs.offset_lists
+    full_chunk_ends = docs.chunk_ends(max_num_tokens)
+    first, end = documents[d], documents[d + 1]
     u = uniforms(rng, 4 * (end - first) + 8)
     pairs = []
     append = pairs.append
     p, owed = balance.p, balance.owed
-    num_documents, span, lists = docs.num_documents, max_num_tokens - 1, docs.offset_lists
+    num_documents, span = docs.num_documents, max_num_tokens - 1
     # Mostly fill the sequence; sometimes (short_seq_prob, 10 % in BERT) aim shorter so that the model
     # also sees the short inputs it will meet when fine-tuning. Google draws the target once per
     # document, which makes all of a book's examples short 10 % of the time; drawn per chunk, every
     # document gets the intended 10 % of short sequences (BERT paper, appendix A.2).
     target = 2 + int(u() * span) if u() < short_seq_prob else max_num_tokens
-    chunk_start = 0
-    n = end - first
-    while chunk_start < n:
+    chunk_start = first
+    while chunk_start < end:
         # Google adds one sentence at a time until the chunk reaches the target or the document
-        # ends; the sentence where that happens is found by bisection over the offsets instead (the
-        # same chunk, without a Python step per sentence).
-        i = bisect_left(offsets, offsets[chunk_start] + target, chunk_start + 1, n + 1)
-        i = (n if i > n else i) - 1
+        # ends: the sentence where that happens is looked up (full targets, Documents.chunk_ends) or
+        # found by bisection over the offsets (short ones), without a Python step per sentence.
+        if target == max_num_tokens:
+            i = full_chunk_ends[chunk_start]
+        else:
+            i = bisect_left(offsets, offsets[chunk_start] + target, chunk_start + 1, end + 1)
+            i = (end if i > end else i) - 1
         segments = i + 1 - chunk_start
         # randint(1, segments - 1) in Google's code: A takes at least one segment, and leaves
         # B at least one when the chunk has two or more.
@@ -81,8 +85,22 @@ def document_pairs(docs: Documents, d: int, rng: np.random.Generator, max_num_to
         owed += p  # NspBalance.is_random
         if segments == 1 or owed >= 1 or (owed > 0 and u() < owed):
             owed -= 1
-            b_document = _other_document(u, d, num_documents)
-            b_start, b_stop = _random_segments(lists, b_document, target - (a_stop - a_start), u)
+            # B: uniformly one of the other documents (Google retries up to 10 times and may end
+            # with `d` itself; drawing from n - 1 and skipping `d` never does; a block holding one
+            # document has no other, and B then comes from `d`, as Google's retries end when the
+            # corpus is one document) ...
+            if num_documents < 2:
+                b_document = d
+            else:
+                b_document = int(u() * (num_documents - 1))
+                b_document += b_document >= d
+            # ... its sentences from a random start until they reach the target's rest or the
+            # document's end, always at least one
+            b_first, b_end = documents[b_document], documents[b_document + 1]
+            start = b_first + int(u() * (b_end - b_first))
+            b_start = offsets[start]
+            stop = bisect_left(offsets, b_start + target - (a_stop - a_start), start + 1, b_end + 1)
+            b_stop = offsets[stop if stop < b_end else b_end]
             i = a_end - 1  # put the unused segments back: they start the next chunk
             is_random = True
         else:
@@ -103,7 +121,11 @@ def uniforms(rng: np.random.Generator, block: int) -> Callable[[], float]:
 
     def stream():
         while True:
-            yield from rng.random(block).tolist()
+            values = rng.random(block)
+            # made into Python floats as needed: the pair loop draws a block generous enough for
+            # any document and uses a fraction of it
+            for start in range(0, block, 256):
+                yield from values[start:start + 256].tolist()
 
     return stream().__next__
 
@@ -127,12 +149,17 @@ def _truncate(a_start: int, a_stop: int, b_start: int, b_stop: int, max_num_toke
     # truncate_pair for a pair that is too long; the pair loop calls it for most pairs, so the
     # coins of up to 53 drops (nearly always) are counted inline
     la, lb = a_stop - a_start, b_stop - b_start
-    keep_a = max((max_num_tokens + 1) // 2, max_num_tokens - lb)
+    keep_a = (max_num_tokens + 1) // 2
+    if keep_a < max_num_tokens - lb:
+        keep_a = max_num_tokens - lb
     if keep_a > la:
         keep_a = la
     drop_a, drop_b = la - keep_a, lb - (max_num_tokens - keep_a)
-    front_a = (int(u() * _TWO_53) & ((1 << drop_a) - 1)).bit_count() if 0 < drop_a <= 53 else _fair_coins(u, drop_a)
-    front_b = (int(u() * _TWO_53) & ((1 << drop_b) - 1)).bit_count() if 0 < drop_b <= 53 else _fair_coins(u, drop_b)
+    front_a = front_b = 0  # (no coin for a side that keeps all its tokens)
+    if drop_a:
+        front_a = (int(u() * _TWO_53) & ((1 << drop_a) - 1)).bit_count() if drop_a <= 53 else _fair_coins(u, drop_a)
+    if drop_b:
+        front_b = (int(u() * _TWO_53) & ((1 << drop_b) - 1)).bit_count() if drop_b <= 53 else _fair_coins(u, drop_b)
     return a_start + front_a, a_stop - (drop_a - front_a), b_start + front_b, b_stop - (drop_b - front_b)
 
 
@@ -147,24 +174,3 @@ def _fair_coins(u: Callable[[], float], k: int) -> int:
         heads += (int(u() * _TWO_53) & ((1 << take) - 1)).bit_count()
         k -= take
     return heads
-
-
-def _other_document(u: Callable[[], float], d: int, num_documents: int) -> int:
-    # Uniform over the other documents. (Google retries up to 10 times and may end with `d` itself;
-    # drawing from n - 1 and skipping `d` never does.) A block holding one document has no other:
-    # B then comes from `d` itself, as Google's retries end when the corpus is a single document.
-    if num_documents < 2:
-        return d
-    other = int(u() * (num_documents - 1))
-    return other + (other >= d)
-
-
-def _random_segments(lists: OffsetLists, document: int, target_b: int, u: Callable[[], float]) -> tuple[int, int]:
-    """Segments from a random start in `document` until they reach `target_b` tokens or the end
-    of the document; always at least one segment."""
-    offsets, documents = lists.sentences, lists.documents
-    first, end = documents[document], documents[document + 1]
-    start = first + int(u() * (end - first))
-    # the first sentence boundary after `start` at which B has >= target_b tokens
-    stop = bisect_left(offsets, offsets[start] + target_b, start + 1, end + 1)
-    return offsets[start], offsets[min(stop, end)]
