@@ -6,10 +6,14 @@
 
 Input: the 26 Gutenberg books of ../shared/data/corpus/gutenberg in Google's format (a line per
 line, a blank line between books, each book cut to its body), max_seq_len 128, dupe_factor 5.
-Every command runs as its own process; wall time and peak RSS (the whole process tree, sampled
-every 50 ms: the sum of PSS over the processes, and the main process's RSS) are measured from outside. bertcli runs with 1 and 2 workers, interleaved with
-Google's script when it is given (a TensorFlow install with tensorflow.compat.v1), and once more
-on the input repeated `scale` times for the flat-memory check. Medians are printed as a table.
+Every command runs as its own process, measured from outside. bertcli runs with 1 and 2 workers,
+interleaved with Google's script when it is given (a TensorFlow install with tensorflow.compat.v1);
+these runs are timed and nothing else. Memory and CPU come from one more run of each bertcli
+command, sampled every 50 ms (the whole process tree: the sum of PSS over the processes, the main
+process's RSS, CPU seconds), and from Google's timed runs, which are sampled too: reading every
+process's memory map 20 times a second takes a good part of a core, which slows a command that
+uses both cores (bertcli with 2 workers; the table shows both walls) and not Google's, which uses one. bertcli runs once more, sampled, on the input repeated `scale` times for
+the flat-memory check. Medians are printed as a table.
 """
 
 from __future__ import annotations
@@ -44,9 +48,10 @@ def google_format(out: Path) -> int:
     return out.stat().st_size
 
 
-def measure(command: list[str], env: dict | None = None) -> tuple[float, float, float, float]:
+def measure(command: list[str], env: dict | None = None, sample: bool = True) -> tuple[float, float, float, float]:
     """(wall seconds, peak memory of the process tree in MB, peak RSS of the main process in MB,
-    CPU seconds of the tree: user + system, the fair figure on a machine shared with other work).
+    CPU seconds of the tree: user + system, the fair figure on a machine shared with other work);
+    with sample=False, the wall time alone (the rest 0).
 
     The tree's memory is the sum of PSS (proportional set size): pages shared by the processes
     (forked code, memory-mapped arrays) are counted once in all, where a sum of RSS counts them
@@ -57,6 +62,13 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, float, 
     # stderr to a file, not a pipe: Google's script logs enough to fill a pipe and block on it
     errors = tempfile.TemporaryFile()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+    if not sample:
+        process.wait()
+        wall = time.perf_counter() - started
+        if process.returncode:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed:\n{errors.read().decode()[-2000:]}")
+        return wall, 0.0, 0.0, 0.0
     root = psutil.Process(process.pid)
     tree = main = 0
     seen_cpu: dict[int, float] = {}  # the last CPU time (user + system) sampled of each process of the tree
@@ -119,33 +131,41 @@ def main() -> None:
                   f"--input_file={books}", f"--output_file={work / 'google.tfrecord'}", f"--vocab_file={vocab}",
                   "--do_lower_case=True", "--max_seq_length=128", "--max_predictions_per_seq=20",
                   "--masked_lm_prob=0.15", "--random_seed=12345", "--dupe_factor=5"]
+    bertcli_builds = [("bertcli, 2 workers", build(books, 2)), ("bertcli, 1 worker", build(books, 1))]
+    sampled: dict[str, tuple] = {}  # memory and CPU of each command
     for _ in range(args.repeats):  # interleaved: A, B, C, A, B, C
-        for name, command in [("bertcli, 2 workers", build(books, 2)), ("bertcli, 1 worker", build(books, 1)),
-                              ("google create_pretraining_data.py", google)]:
+        for name, command in [*bertcli_builds, ("google create_pretraining_data.py", google)]:
             if command is not None:
-                runs.setdefault(name, []).append(measure(command, env))
-                print(f"  {name}: {runs[name][-1][0]:.1f} s, tree {runs[name][-1][1]:.0f} MB, "
-                      f"main {runs[name][-1][2]:.0f} MB, cpu {runs[name][-1][3]:.1f} s", flush=True)
-    runs[f"bertcli, 2 workers, input x{args.scale}"] = [measure(build(big, 2), env)]
+                runs.setdefault(name, []).append(measure(command, env, sample=name.startswith("google")))
+                print(f"  {name}: {runs[name][-1][0]:.1f} s", flush=True)
+    for name, command in bertcli_builds:
+        sampled[name] = measure(command, env)
+        print(f"  {name}, sampled: {sampled[name][0]:.1f} s, tree {sampled[name][1]:.0f} MB, "
+              f"main {sampled[name][2]:.0f} MB, cpu {sampled[name][3]:.1f} s", flush=True)
+    if google:
+        google_runs = runs["google create_pretraining_data.py"]
+        sampled["google create_pretraining_data.py"] = tuple(statistics.median(v[i] for v in google_runs) for i in range(4))
+    big_name = f"bertcli, 2 workers, input x{args.scale}"
+    runs[big_name] = [measure(build(big, 2), env)]
+    sampled[big_name] = runs[big_name][0]
     print(f"input {size / 1e6:.1f} MB ({books}); x{args.scale}: {big.stat().st_size / 1e6:.1f} MB; "
           f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'command':44} {'wall s':>8} {'MB/s':>7} {'peak MB, all processes (PSS)':>30} {'peak RSS MB, main':>18} {'CPU s':>7}")
+    print(f"{'command':44} {'wall s':>8} {'MB/s':>7} {'peak MB, all processes (PSS)':>30} {'peak RSS MB, main':>18} "
+          f"{'CPU s':>7} {'wall s, sampled':>16}")
     for name, values in runs.items():
         wall = statistics.median(v[0] for v in values)
-        tree = statistics.median(v[1] for v in values)
-        main_rss = statistics.median(v[2] for v in values)
         mb = (big.stat().st_size if "input x" in name else size) / 1e6
-        cpu = statistics.median(v[3] for v in values)
-        print(f"{name:44} {wall:8.1f} {mb / wall:7.2f} {tree:30.0f} {main_rss:18.0f} {cpu:7.1f}")
+        _, tree, main_rss, cpu = sampled[name]
+        print(f"{name:44} {wall:8.1f} {mb / wall:7.2f} {tree:30.0f} {main_rss:18.0f} {cpu:7.1f} {sampled[name][0]:16.1f}")
     if google:
         g = statistics.median(v[0] for v in runs["google create_pretraining_data.py"])
         b = statistics.median(v[0] for v in runs["bertcli, 2 workers"])
-        print(f"speed-up, 2 workers vs Google: {g / b:.1f}x wall")
+        print(f"speed-up, 2 workers vs Google: {g / b:.1f}x wall ({g / sampled['bertcli, 2 workers'][0]:.1f}x "
+              f"against the sampled run)")
         for workers in ("2 workers", "1 worker"):
-            gc = statistics.median(v[3] for v in runs["google create_pretraining_data.py"])
-            bc = statistics.median(v[3] for v in runs[f"bertcli, {workers}"])
-            print(f"CPU seconds, Google / bertcli {workers}: {gc / bc:.1f}x")
+            print(f"CPU seconds, Google / bertcli {workers}: "
+                  f"{sampled['google create_pretraining_data.py'][3] / sampled[f'bertcli, {workers}'][3]:.1f}x")
 
 
 if __name__ == "__main__":

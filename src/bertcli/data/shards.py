@@ -19,9 +19,11 @@ The manifest lists every shard with its example count and the sha256 of each fil
 from __future__ import annotations
 
 import mmap
+import shutil
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from bertcli import artifacts
 from bertcli.data.arrays import offsets_from_lengths
@@ -43,27 +45,56 @@ def position_dtype(max_seq_len: int) -> np.dtype:
     return np.dtype(np.uint16 if max_seq_len <= 65535 else np.int32)
 
 
-def write_shard(root: Path, name: str, examples: Examples, max_seq_len: int) -> dict:
-    """Write `examples` to root/name/ and return the shard's manifest entry."""
-    folder = root / name
-    folder.mkdir(parents=True)
-    positions = position_dtype(max_seq_len)
-    arrays = {
-        "input_ids": examples.input_ids,
-        "offsets": offsets_from_lengths(examples.lengths),
-        "a_lens": examples.a_lens.astype(positions),
-        "mlm_positions": examples.mlm_positions.astype(positions),
-        "mlm_labels": examples.mlm_labels,
-        "mlm_offsets": offsets_from_lengths(examples.mlm_counts),
-        "next_sentence_labels": examples.next_sentence_labels,
-        "document_ids": examples.document_ids,
-    }
-    checksums = {}
-    for key in SHARD_FILES:
-        path = folder / f"{key}.npy"
-        np.save(path, arrays[key])
-        checksums[path.name] = artifacts.sha256_file(path)
-    return {"path": name, "examples": len(examples), "tokens": int(examples.lengths.sum()), "sha256": checksums}
+class ShardFiles:
+    """One shard, written as its examples arrive: each file's rows are appended to a headerless
+    file, which close() turns into the .npy (what np.save of all the rows writes). A build never
+    holds a shard's examples in memory, only the few thousand it appends at a time."""
+
+    def __init__(self, root: Path, name: str, max_seq_len: int):
+        self.root, self.name = root, name
+        self.folder = root / name
+        self.folder.mkdir(parents=True)
+        self.positions = position_dtype(max_seq_len)
+        self.files = {key: open(self.folder / f"{key}.rows", "wb") for key in SHARD_FILES}
+        self.layout: dict[str, tuple] = {}  # key -> (dtype, shape of a row)
+        self.rows = dict.fromkeys(SHARD_FILES, 0)
+        self.examples = self.tokens = self.predictions = 0
+        for key in ("offsets", "mlm_offsets"):
+            self._append(key, np.zeros(1, np.int64))
+
+    def append(self, examples: Examples) -> None:
+        self._append("input_ids", examples.input_ids)
+        self._append("offsets", self.tokens + np.cumsum(examples.lengths, dtype=np.int64))
+        self._append("a_lens", examples.a_lens.astype(self.positions))
+        self._append("mlm_positions", examples.mlm_positions.astype(self.positions))
+        self._append("mlm_labels", examples.mlm_labels)
+        self._append("mlm_offsets", self.predictions + np.cumsum(examples.mlm_counts, dtype=np.int64))
+        self._append("next_sentence_labels", examples.next_sentence_labels)
+        self._append("document_ids", examples.document_ids)
+        self.examples += len(examples)
+        self.tokens += int(examples.lengths.sum())
+        self.predictions += int(examples.mlm_counts.sum())
+
+    def close(self) -> dict:
+        """Write the .npy files and return the shard's manifest entry."""
+        checksums = {}
+        for key in SHARD_FILES:
+            self.files[key].close()
+            rows = self.folder / f"{key}.rows"
+            path = self.folder / f"{key}.npy"
+            dtype, row_shape = self.layout[key]
+            with open(path, "wb") as file, open(rows, "rb") as body:
+                npy_format.write_array_header_1_0(file, {"descr": npy_format.dtype_to_descr(dtype),
+                                                         "fortran_order": False, "shape": (self.rows[key], *row_shape)})
+                shutil.copyfileobj(body, file, 1 << 22)
+            rows.unlink()
+            checksums[path.name] = artifacts.sha256_file(path)
+        return {"path": self.name, "examples": self.examples, "tokens": self.tokens, "sha256": checksums}
+
+    def _append(self, key: str, array: np.ndarray) -> None:
+        self.layout.setdefault(key, (array.dtype, array.shape[1:]))
+        self.rows[key] += len(array)
+        np.ascontiguousarray(array).tofile(self.files[key])
 
 
 def corpus_splits(folder: str | Path) -> list[str]:

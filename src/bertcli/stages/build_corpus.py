@@ -40,7 +40,7 @@ from bertcli.data.inputs import InputReport, ReadSettings
 from bertcli.data.masking import REPLACEMENT_NAMES, Masker, MaskingRule
 from bertcli.data.packing import make_packed_examples
 from bertcli.data.reading import Tokenised, init_tokenize, text_tasks, tokenize_task
-from bertcli.data.shards import token_dtype, write_shard
+from bertcli.data.shards import ShardFiles, token_dtype
 from bertcli.data.workers import Workers, state
 from bertcli.errors import UserError
 from bertcli.tokenizer import load_tokenizer
@@ -335,45 +335,35 @@ def _make_examples(task: tuple) -> Examples:
 
 
 class ShardWriter:
-    """Appends examples to one split and writes a shard each time shard_size of them are waiting."""
+    """Appends examples to one split's shards, shard_size examples to a shard, a few thousand at a time."""
 
     def __init__(self, folder: Path, split: str, shard_size: int, max_seq_len: int):
         self.folder, self.split, self.shard_size, self.max_seq_len = folder, split, shard_size, max_seq_len
-        self.waiting: list[Examples] = []
-        self.pending = self.examples = 0
+        self.current: ShardFiles | None = None
+        self.examples = 0
         self.shards: list[dict] = []
 
-    def add(self, examples: Examples, order: np.ndarray) -> None:
-        """Append examples[order]; full shards are written from slices, never one more copy of all."""
+    def add(self, examples: Examples, order: np.ndarray, step: int = 4096) -> None:
+        """Append examples[order], `step` rows at a time (the gather indices take 8 bytes a token)."""
         start = 0
-        while self.pending + len(order) - start >= self.shard_size:
-            take = self.shard_size - self.pending
-            self.waiting.append(_take(examples, order[start:start + take]))
-            self.pending += take
+        while start < len(order):
+            if self.current is None:
+                self.current = ShardFiles(self.folder, f"{self.split}/shard-{len(self.shards):05d}", self.max_seq_len)
+            take = min(step, self.shard_size - self.current.examples, len(order) - start)
+            self.current.append(examples.take(order[start:start + take]))
             start += take
-            self._write()
-        if start < len(order):
-            self.waiting.append(_take(examples, order[start:]))
-            self.pending += len(order) - start
+            if self.current.examples == self.shard_size:
+                self._close_shard()
         self.examples += len(order)
 
     def close(self) -> dict:
-        if self.pending:
-            self._write()
+        if self.current is not None:
+            self._close_shard()
         return {"examples": self.examples, "shards": self.shards}
 
-    def _write(self) -> None:
-        shard = self.waiting[0] if len(self.waiting) == 1 else Examples.concat(self.waiting)
-        self.waiting, self.pending = [], 0
-        self.shards.append(write_shard(self.folder, f"{self.split}/shard-{len(self.shards):05d}", shard,
-                                       self.max_seq_len))
-
-
-def _take(examples: Examples, rows: np.ndarray, step: int = 4096) -> Examples:
-    """examples.take(rows) a few thousand rows at a time: its gather indices (8 bytes a token) stay small."""
-    if len(rows) <= step:
-        return examples.take(rows)
-    return Examples.concat([examples.take(rows[i:i + step]) for i in range(0, len(rows), step)])
+    def _close_shard(self) -> None:
+        self.shards.append(self.current.close())
+        self.current = None
 
 
 class _Statistics:
