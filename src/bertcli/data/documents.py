@@ -76,6 +76,15 @@ class Documents:
                    offsets_from_lengths(np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))))
 
     @classmethod
+    def from_lengths(cls, tokens: np.ndarray, sentence_lengths: np.ndarray, document_sentences: np.ndarray) -> "Documents":
+        """From all sentences' tokens end to end, each sentence's length and each document's count
+        of sentences; empty sentences and documents are dropped, as in from_ids."""
+        kept = sentence_lengths > 0
+        document_of = np.repeat(np.arange(len(document_sentences)), document_sentences)
+        per_document = np.bincount(document_of[kept], minlength=len(document_sentences))
+        return cls(tokens, offsets_from_lengths(sentence_lengths[kept]), offsets_from_lengths(per_document[per_document > 0]))
+
+    @classmethod
     def concat(cls, parts: list["Documents"], dtype, continues: list[bool] | None = None) -> "Documents":
         """Parts end to end; where continues[i], part i's first document goes on part i - 1's last
         (the pieces of one long document tokenised apart)."""
