@@ -101,14 +101,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--work", default="")
+    parser.add_argument("--memory-scales", default="",
+                        help="e.g. 1,10,30: only sample the 2-worker build's memory on the input repeated so "
+                             "many times, --repeats rounds, the sizes alternated")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-corpus-"))
     work.mkdir(parents=True, exist_ok=True)
     books = work / "books.txt"
     size = google_format(books)
-    big = work / f"books_x{args.scale}.txt"
     text = books.read_text(encoding="utf-8")
-    big.write_text("\n".join([text] * args.scale), encoding="utf-8")  # a blank line between the copies
+
+    def scaled(times: int) -> Path:
+        path = work / f"books_x{times}.txt"
+        path.write_text("\n".join([text] * times), encoding="utf-8")  # a blank line between the copies
+        return path
+
+    big = scaled(args.scale)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     bertcli = [sys.executable, "-m", "bertcli"]
     tokenizer = work / "tok"
@@ -121,6 +129,9 @@ def main() -> None:
                 str(work / f"corpus-{workers}"), "--max-seq-len", "128", "--dupe-factor", "5", "--workers",
                 str(workers), "--set", "progress=none", "--input-format", "lines"]
 
+    if args.memory_scales:
+        memory_only([int(n) for n in args.memory_scales.split(",")], args.repeats, scaled, build, env)
+        return
     runs: dict[str, list[tuple[float, float]]] = {}
     google = None
     if args.google_python:
@@ -166,6 +177,22 @@ def main() -> None:
         for workers in ("2 workers", "1 worker"):
             print(f"CPU seconds, Google / bertcli {workers}: "
                   f"{sampled['google create_pretraining_data.py'][3] / sampled[f'bertcli, {workers}'][3]:.1f}x")
+
+
+def memory_only(scales: list[int], repeats: int, scaled, build, env: dict) -> None:
+    """Peak memory of the 2-worker build at each scale of the input, sampled, sizes alternated."""
+    inputs = {times: scaled(times) for times in scales}
+    peaks: dict[int, list[tuple]] = {times: [] for times in scales}
+    for _ in range(repeats):
+        for times in scales:
+            peaks[times].append(measure(build(inputs[times], 2), env))
+            wall, tree, main_rss, _ = peaks[times][-1]
+            print(f"  x{times}: {wall:.1f} s, tree {tree:.0f} MB, main {main_rss:.0f} MB", flush=True)
+    base = statistics.median(v[1] for v in peaks[scales[0]])
+    for times in scales:
+        tree = statistics.median(v[1] for v in peaks[times])
+        print(f"x{times}: peak {tree:.0f} MB (PSS, all processes; {tree / base - 1:+.1%} against x{scales[0]}), "
+              f"main {statistics.median(v[2] for v in peaks[times]):.0f} MB (medians of {repeats})")
 
 
 if __name__ == "__main__":

@@ -350,3 +350,37 @@ def test_failed_build_keeps_the_old_corpus(tmp_path, monkeypatch, lines_file, to
         build_corpus.run(config([lines_file], tokenizer_dir, out, seed=5))
     assert json.loads((out / "manifest.json").read_text()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["corpus"]
+
+
+def test_shard_files_write_what_np_save_of_all_rows_writes(tmp_path):
+    # a shard is appended to a few thousand examples at a time; its files must be np.save's bytes of
+    # the examples laid end to end, and its manifest entry must count them all
+    from bertcli.data.examples import Examples
+    from bertcli.data.shards import SHARD_FILES, ShardFiles
+
+    rng = np.random.default_rng(0)
+
+    def examples(n):
+        lengths = rng.integers(5, 40, n).astype(np.int32)
+        counts = rng.integers(0, 4, n).astype(np.int32)
+        return Examples(rng.integers(0, 900, int(lengths.sum())).astype(np.uint16), lengths,
+                        (lengths // 3).astype(np.int32), rng.integers(0, 5, int(counts.sum())).astype(np.int32),
+                        rng.integers(0, 900, int(counts.sum())).astype(np.uint16), counts,
+                        rng.integers(0, 2, n).astype(np.uint8), rng.integers(0, 9, (n, 2)).astype(np.int32),
+                        np.zeros(3, np.int64))
+
+    parts = [examples(7), examples(0), examples(12)]
+    shard = ShardFiles(tmp_path, "train/shard-00000", max_seq_len=64)
+    for part in parts:
+        shard.append(part)
+    entry = shard.close()
+    whole = Examples.concat(parts)
+    expected = {"input_ids": whole.input_ids, "offsets": np.r_[0, np.cumsum(whole.lengths)].astype(np.int64),
+                "a_lens": whole.a_lens.astype(np.uint16), "mlm_positions": whole.mlm_positions.astype(np.uint16),
+                "mlm_labels": whole.mlm_labels, "mlm_offsets": np.r_[0, np.cumsum(whole.mlm_counts)].astype(np.int64),
+                "next_sentence_labels": whole.next_sentence_labels, "document_ids": whole.document_ids}
+    for key in SHARD_FILES:
+        np.save(tmp_path / f"{key}.npy", expected[key])
+        assert (tmp_path / "train/shard-00000" / f"{key}.npy").read_bytes() == (tmp_path / f"{key}.npy").read_bytes(), key
+    assert sorted(p.name for p in (tmp_path / "train/shard-00000").iterdir()) == sorted(f"{k}.npy" for k in SHARD_FILES)
+    assert entry["examples"] == 19 and entry["tokens"] == int(whole.lengths.sum()) and len(entry["sha256"]) == 8
