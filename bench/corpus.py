@@ -12,8 +12,10 @@ these runs are timed and nothing else. Memory and CPU come from one more run of 
 command, sampled every 50 ms (the whole process tree: the sum of PSS over the processes, the main
 process's RSS, CPU seconds), and from Google's timed runs, which are sampled too: reading every
 process's memory map 20 times a second takes a good part of a core, which slows a command that
-uses both cores (bertcli with 2 workers; the table shows both walls) and not Google's, which uses one. bertcli runs once more, sampled, on the input repeated `scale` times for
-the flat-memory check. Medians are printed as a table.
+uses both cores (bertcli with 2 workers; the table shows both walls) and not Google's, which uses
+one. bertcli runs once more, sampled, on the input repeated `scale` times for the flat-memory
+check. Medians are printed as a table. `--memory-scales 1,10,30` samples only the 2-worker build's
+memory, on the input repeated so many times.
 """
 
 from __future__ import annotations
@@ -65,9 +67,7 @@ def measure(command: list[str], env: dict | None = None, sample: bool = True) ->
     if not sample:
         process.wait()
         wall = time.perf_counter() - started
-        if process.returncode:
-            errors.seek(0)
-            raise SystemExit(f"{' '.join(command)} failed:\n{errors.read().decode()[-2000:]}")
+        _check_exit(process, errors, command)
         return wall, 0.0, 0.0, 0.0
     root = psutil.Process(process.pid)
     tree = main = 0
@@ -84,14 +84,18 @@ def measure(command: list[str], env: dict | None = None, sample: bool = True) ->
             pass
         time.sleep(0.05)
     wall = time.perf_counter() - started
-    if process.returncode:
-        errors.seek(0)
-        raise SystemExit(f"{' '.join(command)} failed:\n{errors.read().decode()[-2000:]}")
+    _check_exit(process, errors, command)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     # getrusage counts the main process and the children it waited for, which leaves out worker
     # processes started by a forkserver; the samples see every process but miss each one's last 50 ms
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, tree / 2**20, main / 2**20, max(cpu, sum(seen_cpu.values()))
+
+
+def _check_exit(process: subprocess.Popen, errors, command: list[str]) -> None:
+    if process.returncode:
+        errors.seek(0)
+        raise SystemExit(f"{' '.join(command)} failed:\n{errors.read().decode()[-2000:]}")
 
 
 def main() -> None:
@@ -112,11 +116,12 @@ def main() -> None:
     text = books.read_text(encoding="utf-8")
 
     def scaled(times: int) -> Path:
+        if times == 1:
+            return books
         path = work / f"books_x{times}.txt"
         path.write_text("\n".join([text] * times), encoding="utf-8")  # a blank line between the copies
         return path
 
-    big = scaled(args.scale)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     bertcli = [sys.executable, "-m", "bertcli"]
     tokenizer = work / "tok"
@@ -132,6 +137,7 @@ def main() -> None:
     if args.memory_scales:
         memory_only([int(n) for n in args.memory_scales.split(",")], args.repeats, scaled, build, env)
         return
+    big = scaled(args.scale)
     runs: dict[str, list[tuple[float, float]]] = {}
     google = None
     if args.google_python:

@@ -55,9 +55,9 @@ def _global_options(
         # The server that forks build-corpus's workers imports their module while this process
         # parses the command and imports its own (about 0.6 s), rather than after: the first worker
         # starts that much sooner. Unused (and gone at exit) when the build runs with one worker.
-        from bertcli.data.workers import start_early
+        from bertcli.data.workers import start_fork_server
 
-        start_early("bertcli.stages.build_corpus")
+        start_fork_server("bertcli.stages.build_corpus")
 
 
 @tokenize_app.command("train")

@@ -93,7 +93,7 @@ def _lowest_keyed(words: np.ndarray, candidate: np.ndarray, lengths: np.ndarray,
     times faster than an argsort of float keys (and than one sort of the whole run)."""
     n, width = len(lengths), int(lengths.max()) if len(lengths) else 0
     position_bits = max(1, (width - 1).bit_length())
-    dtype = np.dtype(np.uint32 if position_bits <= 7 + 3 else np.uint64)
+    dtype = np.dtype(np.uint32 if position_bits <= 10 else np.uint64)  # 32 bits up to 1,024 tokens
     key_bits = dtype.itemsize * 8 - position_bits - 1  # the sentinel, 2**key_bits, sorts after every key
     keys = (words >> np.uint64(64 - key_bits)).astype(dtype)
     not_candidate = dtype.type(1 << key_bits)

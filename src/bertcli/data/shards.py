@@ -51,8 +51,7 @@ class ShardFiles:
     holds a shard's examples in memory, only the few thousand it appends at a time."""
 
     def __init__(self, root: Path, name: str, max_seq_len: int):
-        self.root, self.name = root, name
-        self.folder = root / name
+        self.name, self.folder = name, root / name
         self.folder.mkdir(parents=True)
         self.positions = position_dtype(max_seq_len)
         self.files = {key: open(self.folder / f"{key}.rows", "wb") for key in SHARD_FILES}

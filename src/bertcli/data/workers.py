@@ -4,12 +4,12 @@ Results come back in task order, so output never depends on the number of worker
 number of tasks is in flight, so a streamed input is never read far ahead of the results
 (Pool.imap would draw every task from its iterator at once).
 
-With a spool folder, tasks and results travel as files there and the pool's pipes carry only
-their names. A pipe moves 64 KB per turn of the two processes, and with both cores busy a
+Tasks and results travel as files in a spool folder, and the pool's pipes carry only their
+names. A pipe moves 64 KB per turn of the two processes, and with both cores busy a
 megabyte of examples took up to a third of a second, the worker waiting (a timeline of the 2-worker
-build-corpus: each worker busy 4.2 of the 5.7 s between its first task and its last); a file is
-written in one call and read back from the page cache. The files are this run's own, written by its processes
-into a folder it made, the same bytes the pipe would carry.
+build-corpus, bench/corpus_timeline.py); a file is written in one call and read back from the
+page cache. The files are this run's own, written by its processes into a folder it made, the
+same bytes the pipe would carry.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ state: dict = {}
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def start_early(module: str) -> None:
-    """Start the server that forks the workers now, importing `module` (the workers' functions),
-    so that its imports overlap the caller's own start-up instead of delaying the first task
-    (the pool took 0.4-0.5 s to start in build-corpus, 0.15-0.25 s now). Workers started later
-    fork from it."""
+def start_fork_server(module: str) -> None:
+    """Start the server that forks the workers, importing `module` (the workers' functions), if it
+    is not running yet. The CLI calls it as soon as build-corpus is known to run, so that the
+    server's imports overlap the command's own start-up instead of delaying the first task
+    (bench/corpus_timeline.py shows the pool's start)."""
     if START_METHOD == "forkserver":
         from multiprocessing import forkserver
 
@@ -41,7 +41,7 @@ def start_early(module: str) -> None:
 
 
 class Workers:
-    def __init__(self, workers: int, initializer: Callable, initargs: tuple, spool: Path | None = None):
+    def __init__(self, workers: int, initializer: Callable, initargs: tuple, spool: Path):
         self.workers, self.initializer, self.initargs, self.spool = workers, initializer, initargs, spool
         self._pool = None
         self._names = itertools.count()
@@ -54,20 +54,16 @@ class Workers:
             # are (a progress display, a test runner), and a worker could wait on one forever. The
             # server imports the workers' module once and each worker starts as a fork of it, where
             # every worker would otherwise import it again (numpy and all: about 0.4 s each).
-            context = multiprocessing.get_context(START_METHOD)
-            if START_METHOD == "forkserver":
-                context.set_forkserver_preload([self.initializer.__module__])
-            self._pool = context.Pool(self.workers, self.initializer, self.initargs)
-            if self.spool is not None:
-                self.spool.mkdir()
+            start_fork_server(self.initializer.__module__)
+            self._pool = multiprocessing.get_context(START_METHOD).Pool(self.workers, self.initializer, self.initargs)
+            self.spool.mkdir()
         return self
 
     def __exit__(self, *exc) -> None:
         if self._pool is not None:
             self._pool.terminate() if exc[0] else self._pool.close()
             self._pool.join()
-            if self.spool is not None:
-                shutil.rmtree(self.spool, ignore_errors=True)
+            shutil.rmtree(self.spool, ignore_errors=True)
         state.clear()
 
     def map(self, function: Callable, tasks: Iterable) -> Iterator:
@@ -96,8 +92,6 @@ class Workers:
 
     def _start(self, function: Callable, task) -> Callable:
         """Start function(task) in a worker; returns a function that waits for the result."""
-        if self.spool is None:
-            return self._pool.apply_async(function, (task,)).get
         path = str(self.spool / f"{next(self._names):09d}")
         _dump(task, path + ".task")
         started = self._pool.apply_async(_run_spooled, (function, path))
