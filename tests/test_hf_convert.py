@@ -23,6 +23,7 @@ transformers = pytest.importorskip("transformers")
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 from bertcli.checkpoint import ENCODER_PREFIX, load_checkpoint  # noqa: E402
+from bertcli.config import EvalConfig  # noqa: E402
 from bertcli.errors import UserError  # noqa: E402
 from bertcli.model import BertEncoder, BertForPretraining, BertForSequenceClassification  # noqa: E402
 from bertcli.stages import convert  # noqa: E402
@@ -174,7 +175,7 @@ def test_imported_model_fine_tunes(hf_folders, tmp_path):
                          data=TaskDataConfig(train=str(data), dev=str(data), max_seq_len=16),
                          train=TrainConfig(max_steps=2, batch_size=8, log_every=1))
     run = finetune.run(cfg)
-    metrics = evaluate.run(run, data)
+    metrics = evaluate.run(EvalConfig(checkpoint=str(run), data=str(data)))
     assert 0 <= metrics["accuracy"] <= 1
 
 

@@ -19,6 +19,7 @@ transformers = pytest.importorskip("transformers")
 
 from safetensors.torch import load_file  # noqa: E402
 
+from bertcli.config import EmbedConfig  # noqa: E402
 from bertcli.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from bertcli.model import BertConfig, BertForPretraining, BertForSequenceClassification  # noqa: E402
 from bertcli.stages import convert, embed  # noqa: E402
@@ -116,7 +117,8 @@ def test_embed_command_gives_sentence_transformers_vectors(minilm, minilm_refere
     texts = sst2_sentences(40) + ["A man is eating food.", ""]
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     capsys.readouterr()
-    embed.run(minilm, str(tmp_path / "in.txt"), pooling="mean", normalize=True, batch_size=16)
+    embed.run(EmbedConfig(checkpoint=str(minilm), file=str(tmp_path / "in.txt"), pooling="mean", normalize=True,
+                          batch_size=16))
     out = capsys.readouterr().out.splitlines()
     assert len(out) == len(texts)
     ours = torch.tensor([json.loads(line)["embedding"] for line in out])

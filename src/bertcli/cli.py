@@ -14,6 +14,9 @@ from typing import List, Optional
 import typer
 
 from bertcli import exits
+from bertcli.cli_options import config_command
+from bertcli.config import (BuildCorpusConfig, EmbedConfig, EvalConfig, FinetuneConfig, PredictConfig,
+                            PretrainConfig, TokenizeConfig, load_config)
 
 app = typer.Typer(
     add_completion=True,
@@ -60,24 +63,16 @@ def _global_options(
         start_fork_server("bertcli.stages.build_corpus")
 
 
-@tokenize_app.command("train")
+@config_command(tokenize_app, "train", TokenizeConfig)
 def tokenize_train(
-    input: List[Path] = typer.Option(..., "--input", "-i", help="Text files (raw books or one sentence per line)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Tokenizer folder to write."),
-    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Vocabulary size (default 8000)."),
-    model_type: Optional[str] = typer.Option(None, "--model-type", help="unigram or bpe (default unigram)."),
-    lowercase: Optional[bool] = typer.Option(None, "--lowercase/--cased", help="Lower-case (case-fold) text."),
+    flags: dict,
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with tokenize settings."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
 ):
     """Train a SentencePiece tokenizer with [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4."""
-    from bertcli.config import TokenizeConfig, load_config
     from bertcli.stages import tokenize
 
-    flags = {"input": [str(p) for p in input], "out": str(out), "vocab_size": vocab_size,
-             "model_type": model_type, "lowercase": lowercase}
-    cfg = load_config(TokenizeConfig, config, set_, flags)
-    tokenize.train(cfg)
+    tokenize.train(load_config(TokenizeConfig, config, set_, flags))
 
 
 @tokenize_app.command("encode")
@@ -103,42 +98,15 @@ def tokenize_decode(
     tokenize.decode(tokenizer, file)
 
 
-@app.command("build-corpus")
+@config_command(app, "build-corpus", BuildCorpusConfig)
 def build_corpus(
+    flags: dict,
     config: Optional[Path] = typer.Argument(None, help="YAML recipe (optional)."),
-    input: List[Path] = typer.Option([], "--input", "-i", help="Text files or - (stdin), plain, .gz or .zst: "
-                                     "a sentence per line, a paragraph per line, raw prose or JSONL."),
-    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", "-t", help="Tokenizer folder."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Corpus folder to write."),
-    input_format: Optional[str] = typer.Option(None, "--input-format", help="auto (default) | lines | paragraphs "
-                                               "| raw | jsonl."),
-    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Tokens per example (default 128)."),
-    dupe_factor: Optional[int] = typer.Option(None, "--dupe-factor", help="Copies with different masks (default 10)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 12345)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes, 0 = all cores (default); "
-                                          "the output is the same for any number."),
-    shard_size: Optional[int] = typer.Option(None, "--shard-size", help="Examples per shard (default 100000)."),
-    shard_index: Optional[int] = typer.Option(None, "--shard-index", help="Build part I of --num-shards (default "
-                                              "$RANK or 0); join the parts with merge-corpus."),
-    num_shards: Optional[int] = typer.Option(None, "--num-shards", help="Parts the build is split into (default "
-                                             "$WORLD_SIZE or 1)."),
-    objective: Optional[str] = typer.Option(None, "--objective", help="mlm_nsp (BERT's sentence pairs, default) "
-                                            "| mlm (full-length packed sequences, no NSP)."),
-    masking: Optional[str] = typer.Option(None, "--masking", help="static (masked once per dupe copy, default) "
-                                          "| dynamic (masked anew each time pretraining reads an example)."),
-    whole_word_mask: Optional[bool] = typer.Option(None, "--whole-word-mask/--no-whole-word-mask",
-                                                   help="Mask all pieces of a word together."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
 ):
     """Documents -> sentence pairs or packed sequences -> masked examples, as memory-mappable shards."""
-    from bertcli.config import BuildCorpusConfig, load_config
     from bertcli.stages import build_corpus as stage
 
-    flags = {"input": [str(p) for p in input] or None, "tokenizer": _str(tokenizer), "out": _str(out),
-             "max_seq_len": max_seq_len, "dupe_factor": dupe_factor, "seed": seed, "workers": workers,
-             "objective": objective, "masking": masking, "whole_word_mask": whole_word_mask,
-             "input_format": input_format, "shard_size": shard_size, "shard_index": shard_index,
-             "num_shards": num_shards}
     stage.run(load_config(BuildCorpusConfig, config, set_, flags))
 
 
@@ -168,98 +136,42 @@ def inspect(
     stage.run(folder, dump=dump, as_json=json_, split=split, epoch=epoch)
 
 
-@app.command("pretrain")
+@config_command(app, "pretrain", PretrainConfig)
 def pretrain(
+    flags: dict,
     config: Optional[Path] = typer.Argument(None, help="YAML recipe, e.g. recipes/pretrain/mini.yaml."),
-    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Corpus folder from build-corpus."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder to write."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="tiny|mini|small|medium|base|large|L4-H256 ..."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from a checkpoint's weights."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (train.max_steps)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (train.batch_size)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (optim.lr)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto|cpu|cuda (runtime.device)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32|bf16|fp16 (runtime.dtype; fp16 adds loss scaling, for GPUs)."),
 ):
     """Pretrain with masked LM + next sentence prediction."""
-    from bertcli.config import PretrainConfig, load_config
     from bertcli.stages import pretrain as stage
 
-    if resume and out is not None:
-        stage.check_resume_target(out)  # the folder's kind first, then its config.yaml
-    if resume and config is None and out is not None and (out / "config.yaml").is_file():
-        config = out / "config.yaml"  # --resume alone continues the run with its own settings
-    flags = {"corpus": _str(corpus), "out": _str(out), "init_from": _str(init_from), "model.preset": preset,
-             "train.max_steps": max_steps, "train.batch_size": batch_size, "optim.lr": lr,
-             "train.seed": seed, "runtime.device": device, "runtime.dtype": dtype}
-    stage.run(load_config(PretrainConfig, config, set_, flags), resume=resume)
+    stage.run(stage.load_run_config(config, set_, flags, resume), resume=resume)
 
 
-@app.command("finetune")
+@config_command(app, "finetune", FinetuneConfig)
 def finetune(
+    flags: dict,
     config: Optional[Path] = typer.Argument(None, help="YAML recipe, e.g. recipes/finetune/sst2.yaml."),
-    task: Optional[str] = typer.Option(None, "--task", help="cls | regression | ner | qa."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="finetune (all weights) | features (frozen encoder)."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Features mode: last | second_to_last | "
-                                         "sum_last_four | concat_last_four | embeddings."),
-    pooling: Optional[str] = typer.Option(None, "--pooling", help="cls/regression: cls (pooled [CLS], BERT) | mean "
-                                          "(mean over tokens; for models pretrained without NSP)."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Checkpoint or run folder to start from."),
-    train: Optional[Path] = typer.Option(None, "--train", help="Training file (TSV, CSV or JSONL)."),
-    dev: Optional[Path] = typer.Option(None, "--dev", help="Dev file, evaluated every epoch."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Fine-tune run folder to write."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Epochs (train.epochs)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (optim.lr)."),
-    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Tokens per example (data.max_seq_len)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="Several seeds, e.g. 1,2,3: one run each, "
-                                        "median and spread in summary.json."),
-    patience: Optional[int] = typer.Option(None, "--patience", help="Stop after N epochs without a better "
-                                           "dev metric (0: never)."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
 ):
     """Fine-tune a pretrained encoder with a new task head (or train one on frozen features);
     the task's own dev metric picks the best epoch."""
-    from bertcli.config import FinetuneConfig, load_config
     from bertcli.stages import finetune as stage
 
-    flags = {"task": task, "mode": mode, "features.layers": layers, "pooling": pooling, "patience": patience,
-             "seeds": _int_list(seeds, "--seeds"), "init": _str(init), "data.train": _str(train), "data.dev": _str(dev),
-             "out": _str(out), "train.epochs": epochs, "train.batch_size": batch_size, "optim.lr": lr,
-             "data.max_seq_len": max_seq_len, "train.seed": seed}
     stage.run(load_config(FinetuneConfig, config, set_, flags))
 
 
-@app.command("eval")
-def evaluate(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint or run folder."),
-    data: Path = typer.Option(..., "--data", help="Labelled file (TSV/CSV/JSONL, CoNLL, SQuAD JSON) or corpus folder."),
-    task: Optional[str] = typer.Option(None, "--task", help="Refuse a checkpoint fine-tuned for another task."),
-    json_: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Examples per forward pass."),
-    max_examples: int = typer.Option(0, "--max-examples", min=0, help="Evaluate at most N examples (0: all)."),
-    split: str = typer.Option("auto", "--split", help="Corpus split: auto (eval if present), train or eval."),
-):
+@config_command(app, "eval", EvalConfig)
+def evaluate(flags: dict):
     """Evaluate a checkpoint: its task's metrics on labelled data; MLM/NSP accuracy and perplexity on a corpus."""
     from bertcli.stages import evaluate as stage
 
-    stage.run(checkpoint, data, as_json=json_, batch_size=batch_size, max_examples=max_examples, split=split,
-              task=task)
+    stage.run(load_config(EvalConfig, flags=flags))
 
 
-@app.command("predict")
-def predict(
-    checkpoint: Path = typer.Argument(..., help="Fine-tuned checkpoint or run folder."),
-    file: str = typer.Argument("-", help="Input, one example per line; - for stdin."),
-    task: Optional[str] = typer.Option(None, "--task", help="Refuse a checkpoint fine-tuned for another task."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Examples per forward pass."),
-    fast: bool = typer.Option(False, "--fast", help="int8 linear layers (CPU): about 1.5x faster, less exact (MiniLM vectors: mean cosine 0.97 with fp32)."),
-    device: str = typer.Option("auto", "--device", help="auto|cpu|cuda."),
-):
+@config_command(app, "predict", PredictConfig)
+def predict(flags: dict):
     """Predictions as JSON lines on stdout, one line per input line.
 
     Input lines: text (cls, regression, ner); 'first<TAB>second' for pair models; for qa
@@ -267,7 +179,7 @@ def predict(
     """
     from bertcli.stages import predict as stage
 
-    stage.run(checkpoint, file, task=task, batch_size=batch_size, device=device, fast=fast)
+    stage.run(load_config(PredictConfig, flags=flags))
 
 
 @app.command("convert")
@@ -289,25 +201,8 @@ def convert(
     stage.run(checkpoint=checkpoint, from_format=from_, to_format=to, out=out)
 
 
-@app.command("embed")
-def embed(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint or run folder."),
-    file: str = typer.Argument("-", help="Text file, one text per line; - for stdin."),
-    pooling: str = typer.Option("mean", "--pooling", help="mean (over real tokens, as sentence-transformers) "
-                                "| cls ([CLS] hidden state) | pooler (BERT's tanh pooler)."),
-    normalize: bool = typer.Option(False, "--normalize", help="L2-normalise each vector."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
-    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Tokens per text, [CLS] and [SEP] "
-                                              "included; longer texts are truncated (default 128, or the "
-                                              "model's positions if fewer)."),
-    device: str = typer.Option("auto", "--device", help="auto|cpu|cuda."),
-    layers: str = typer.Option("last", "--layers", help="last | second_to_last | sum_last_four | "
-                               "concat_last_four | embeddings."),
-    tokens: bool = typer.Option(False, "--tokens", help="A vector per token instead of one per line."),
-    npy: Optional[Path] = typer.Option(None, "--npy", help="Write the vectors to this .npy; JSON lines then "
-                                       "give each line's row (or rows, with --tokens)."),
-    fast: bool = typer.Option(False, "--fast", help="int8 linear layers (CPU): about 1.5x faster, less exact (MiniLM vectors: mean cosine 0.97 with fp32)."),
-):
+@config_command(app, "embed", EmbedConfig)
+def embed(flags: dict):
     """Vectors: for each input line, one JSON line on stdout ({"embedding": [...]}, or with --tokens
     {"tokens": [...], "vectors": [[...], ...]}).
 
@@ -315,17 +210,7 @@ def embed(
     """
     from bertcli.stages import embed as stage
 
-    stage.run(checkpoint, file, pooling=pooling, normalize=normalize, batch_size=batch_size,
-              max_seq_len=max_seq_len, device=device, layers=layers, tokens=tokens, npy=npy, fast=fast)
-
-
-def _int_list(value: Optional[str], flag: str) -> Optional[List[int]]:
-    if value is None:
-        return None
-    try:
-        return [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise UserError(f"{flag} {value!r}: expected integers separated by commas, e.g. {flag} 1,2,3")
+    stage.run(load_config(EmbedConfig, flags=flags))
 
 
 @app.command("report")
@@ -359,10 +244,6 @@ def list_recipes(json_: bool = typer.Option(False, "--json", help="JSON lines on
 for _typer in (app, tokenize_app, list_app):
     for _info in _typer.registered_commands:
         _info.epilog = _info.epilog or f"Also: --quiet (-q) for errors only, --debug for tracebacks. {exits.HELP}"
-
-
-def _str(value: Optional[Path]) -> Optional[str]:
-    return None if value is None else str(value)
 
 
 # Options that take several values after one flag, as a shell glob gives them: `--input books/*.txt`.

@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 import yaml
 
@@ -40,14 +40,38 @@ def require(condition: bool, key: str, message: str) -> None:
         raise InvalidValue(key, message)
 
 
+def setting(default: Any = dataclasses.MISSING, *, help: str, flag: str = "", short: str = "",
+            factory: Any = None, argument: bool = False, required: bool = False, min: int | None = None,
+            show_default: bool = True):
+    """A config field that is also a command-line option: its name, type and default are the field's,
+    and `help`, `flag` ("--max-seq-len", or "--lowercase/--cased" for a switch) and the rest are what
+    bertcli.cli_options makes the option from, so a setting is declared here and nowhere else.
+
+    A field without a flag is still a YAML key and a `--set` key; `argument` makes it positional,
+    `required` makes the command line insist on it (only where no recipe could give it), `min` lets
+    the parser refuse a value below it with the command's usage line. The help text gains the
+    default and, for a nested key, the key (`(train.max_steps; default 1000)`) on its own."""
+    metadata = {"help": help, "flag": flag, "short": short, "argument": argument, "required": required,
+                "min": min, "show_default": show_default}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 # ----------------------------------------------------------------------------- sections
+
+# Which hidden states make a feature (the BERT paper's feature-based table, section 5.3).
+LayerChoice = Literal["last", "second_to_last", "sum_last_four", "concat_last_four", "embeddings"]
+
+
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """The architecture of a model trained from scratch; finetune/eval read it from the checkpoint."""
 
-    preset: str = "mini"  # tiny|mini|small|medium|base|large or L{layers}-H{hidden}
+    preset: str = setting("mini", flag="--preset", help="Model size: tiny|mini|small|medium|base|large or "
+                      "L{layers}-H{hidden}, e.g. L4-H256 (`bertcli list presets`).")
     hidden_size: Optional[int] = None  # None: take it from the preset
     num_layers: Optional[int] = None
     num_heads: Optional[int] = None
@@ -73,7 +97,7 @@ class OptimConfig:
     not, which matters only in the first few hundred steps, inside the warmup."""
 
     name: Literal["adamw", "lamb"] = "adamw"  # lamb: You et al. 2020, NVIDIA's large-batch recipe
-    lr: float = 1e-4
+    lr: float = setting(1e-4, flag="--lr", help="Peak learning rate.")
     schedule: Literal["linear", "cosine", "constant"] = "linear"  # after warmup
     weight_decay: float = 0.01
     beta1: float = 0.9
@@ -96,11 +120,13 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    max_steps: int = 1000  # optimizer steps; for finetune 0 means `epochs` decides
-    epochs: float = 3.0  # finetune only
-    batch_size: int = 32  # examples per optimizer step, before accumulation splits it
+    max_steps: int = setting(1000, flag="--max-steps", help="Optimizer steps; for finetune 0 means "
+                             "--epochs decides.")
+    epochs: float = setting(3.0, flag="--epochs", help="Epochs (finetune only).")
+    batch_size: int = setting(32, flag="--batch-size", help="Examples per optimizer step, before "
+                              "accumulation (train.grad_accum) splits it.")
     grad_accum: int = 1  # micro-batches per optimizer step (batch_size must divide evenly)
-    seed: int = 0
+    seed: int = setting(0, flag="--seed", help="Random seed.")
     log_every: int = 10
     save_every: int = 0  # 0: only the final checkpoint
     # pretrain: step checkpoints kept (the newest N; 0 keeps all). The newest is what --resume needs,
@@ -139,9 +165,10 @@ class TrainConfig:
 class RuntimeConfig:
     """Settings that change speed, never results (except bf16, which changes rounding)."""
 
-    device: str = "auto"  # auto|cpu|cuda|cuda:N|mps
+    device: str = setting("auto", flag="--device", help="auto|cpu|cuda|cuda:N|mps.")
     # bf16/fp16 = autocast (weights and optimizer stay fp32); fp16 adds dynamic loss scaling (GPU)
-    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
+    dtype: Literal["fp32", "bf16", "fp16"] = setting("fp32", flag="--dtype", help="fp32|bf16|fp16 (autocast; "
+                                                      "fp16 adds loss scaling, for GPUs).")
     prefetch: bool = True  # assemble the next step's batches in a background thread
     compile: bool = False
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
@@ -159,11 +186,13 @@ class RuntimeConfig:
 
 @dataclass(frozen=True)
 class TokenizeConfig:
-    input: list[str] = field(default_factory=list)
-    out: str = ""
-    vocab_size: int = 8000
-    model_type: Literal["unigram", "bpe"] = "unigram"
-    lowercase: bool = False
+    input: list[str] = setting(factory=list, flag="--input", short="-i", required=True,
+                               help="Text files (raw books or one sentence per line).")
+    out: str = setting("", flag="--out", short="-o", required=True, help="Tokenizer folder to write.")
+    vocab_size: int = setting(8000, flag="--vocab-size", help="Vocabulary size.")
+    model_type: Literal["unigram", "bpe"] = setting("unigram", flag="--model-type", help="unigram or bpe.")
+    lowercase: bool = setting(False, flag="--lowercase/--cased", show_default=False,
+                              help="Lower-case (case-fold) text.")
     character_coverage: float = 0.9995
     max_sentences: int = 2_000_000  # SentencePiece samples this many lines for training
     seed: int = 0
@@ -179,10 +208,11 @@ class TokenizeConfig:
 class BuildCorpusConfig:
     """Google's create_pretraining_data.py settings, with its defaults unless noted."""
 
-    input: list[str] = field(default_factory=list)
-    tokenizer: str = ""
-    out: str = ""
-    max_seq_len: int = 128
+    input: list[str] = setting(factory=list, flag="--input", short="-i", help="Text files or - (stdin), plain, "
+                               ".gz or .zst: a sentence per line, a paragraph per line, raw prose or JSONL.")
+    tokenizer: str = setting("", flag="--tokenizer", short="-t", help="Tokenizer folder.")
+    out: str = setting("", flag="--out", short="-o", help="Corpus folder to write.")
+    max_seq_len: int = setting(128, flag="--max-seq-len", help="Tokens per example.")
     short_seq_prob: float = 0.1
     masked_lm_prob: float = 0.15
     # None: ceil(max_seq_len * masked_lm_prob), so the cap never binds below the 15 % rate
@@ -192,17 +222,23 @@ class BuildCorpusConfig:
     # mlm_nsp: [CLS] A [SEP] B [SEP] pairs for masked LM + next sentence prediction (BERT);
     # mlm: full-length sequences packed across sentences and documents, [SEP] between documents,
     # no NSP (RoBERTa's FULL-SENTENCES): the objective for short independent texts
-    objective: Literal["mlm_nsp", "mlm"] = "mlm_nsp"
+    objective: Literal["mlm_nsp", "mlm"] = setting("mlm_nsp", flag="--objective", help="mlm_nsp (BERT's "
+                                                   "sentence pairs) | mlm (full-length packed sequences, no NSP).")
     # static: masks drawn once per dupe_factor copy at build time (BERT); dynamic: drawn each time
     # pretraining reads an example, from (seed, epoch, example), so resume stays exact (RoBERTa)
-    masking: Literal["static", "dynamic"] = "static"
-    whole_word_mask: bool = False  # mask all pieces of a word together (Google's do_whole_word_mask)
+    masking: Literal["static", "dynamic"] = setting("static", flag="--masking", help="static (masked once per "
+                                                    "dupe copy) | dynamic (masked anew each time pretraining "
+                                                    "reads an example).")
+    whole_word_mask: bool = setting(False, flag="--whole-word-mask/--no-whole-word-mask", show_default=False,
+                                    help="Mask all pieces of a word together (Google's do_whole_word_mask).")
     mask_token_prob: float = 0.8  # of the predicted tokens: replaced by [MASK] ...
     random_token_prob: float = 0.1  # ... by a random token; the rest are left unchanged
-    dupe_factor: int = 10
-    seed: int = 12345
-    workers: int = 0  # processes; 0: one per core (the output is the same for any number)
-    shard_size: int = 100_000  # examples per shard (the last shard of a build may hold fewer)
+    dupe_factor: int = setting(10, flag="--dupe-factor", help="Copies with different masks.")
+    seed: int = setting(12345, flag="--seed", help="Random seed.")
+    workers: int = setting(0, flag="--workers", help="Worker processes, 0 = all cores; the output is the same "
+                           "for any number.")
+    # the last shard of a build may hold fewer
+    shard_size: int = setting(100_000, flag="--shard-size", help="Examples per shard.")
     eval_fraction: float = 0.0  # documents held out into an `eval` split (of each block)
     # Text is read, tokenised and turned into examples a block at a time, so memory does not grow
     # with the input: a random-next B comes from another document of the same block, and examples
@@ -212,13 +248,16 @@ class BuildCorpusConfig:
     block_mb: float = 4.0
     # Build part shard_index of num_shards (blocks k with k % num_shards == shard_index), e.g. one per
     # machine; `bertcli merge-corpus` joins the parts. None: from RANK / WORLD_SIZE, else 0 of 1.
-    shard_index: Optional[int] = None
-    num_shards: Optional[int] = None
+    shard_index: Optional[int] = setting(None, flag="--shard-index", help="Build part I of --num-shards "
+                                         "(default $RANK or 0); join the parts with merge-corpus.")
+    num_shards: Optional[int] = setting(None, flag="--num-shards", help="Parts the build is split into "
+                                        "(default $WORLD_SIZE or 1).")
     progress: Literal["auto", "rich", "plain", "none"] = "auto"
     # lines: one sentence per line, blank lines between documents (Google's format); paragraphs:
     # a paragraph per line, split into sentences; raw: hard-wrapped prose, one document per file;
     # jsonl: one document per record; auto: picked per input from its first lines (data.inputs)
-    input_format: Literal["auto", "lines", "paragraphs", "raw", "jsonl"] = "auto"
+    input_format: Literal["auto", "lines", "paragraphs", "raw", "jsonl"] = setting(
+        "auto", flag="--input-format", help="auto | lines | paragraphs | raw | jsonl.")
     # paragraphs format: documents end at heading lines, blank lines, or the end of the file
     document_boundary: Literal["auto", "heading", "blank", "file"] = "auto"
     heading_pattern: str = r"^ ?= [^=].* = ?$"  # a regex; the default is WikiText's ` = Title = `
@@ -258,10 +297,13 @@ class BuildCorpusConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    corpus: str = ""
-    out: str = ""
+    # Flags of the sections' fields that mean nothing to this stage, left off its command line.
+    CLI_EXCLUDE: ClassVar[tuple[str, ...]] = ("train.epochs",)
+
+    corpus: str = setting("", flag="--corpus", help="Corpus folder from build-corpus.")
+    out: str = setting("", flag="--out", short="-o", help="Run folder to write.")
     eval_corpus: str = ""  # empty: the corpus's own `eval` split if it has one
-    init_from: str = ""  # a checkpoint to continue pretraining from
+    init_from: str = setting("", flag="--init-from", help="Start from a checkpoint's weights.")
     model: ModelSpec = field(default_factory=ModelSpec)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -272,13 +314,14 @@ class PretrainConfig:
 class TaskDataConfig:
     """Where the labelled examples are and which columns hold what."""
 
-    train: str = ""
-    dev: str = ""
+    train: str = setting("", flag="--train", help="Training file (TSV, CSV or JSONL; CoNLL for ner, SQuAD JSON "
+                         "for qa).")
+    dev: str = setting("", flag="--dev", help="Dev file, evaluated every epoch.")
     format: Literal["auto", "tsv", "csv", "jsonl"] = "auto"  # cls/regression files; ner reads CoNLL, qa SQuAD JSON
     text_column: str = "auto"  # auto: `sentence`, `text`, `sentence1`, `#1 String`, ...
     text_pair_column: str = "auto"  # auto: `sentence2`, `#2 String`, ...; "none" for single
     label_column: str = "auto"  # auto: `label`, `Quality`, ... (`score` for regression)
-    max_seq_len: int = 128
+    max_seq_len: int = setting(128, flag="--max-seq-len", help="Tokens per example.")
     # Batches of similar lengths (shuffled within chunks of 50 batches), so little compute goes to
     # padding; false draws each batch uniformly as BERT's run_classifier.py does.
     group_by_length: bool = True
@@ -307,7 +350,9 @@ class QAConfig:
 class FeaturesConfig:
     """Feature-based mode (section 5.3): which layers make the features and what learns on them."""
 
-    layers: Literal["last", "second_to_last", "sum_last_four", "concat_last_four", "embeddings"] = "concat_last_four"
+    layers: LayerChoice = setting(
+        "concat_last_four", flag="--layers", help="Features mode: last | second_to_last | sum_last_four | "
+        "concat_last_four | embeddings.")
     head: Literal["auto", "linear", "bilstm"] = "auto"  # auto: bilstm for ner, linear otherwise
     lstm_size: int = 256  # hidden units per direction of the BiLSTM
     lr: float = 1e-3  # the small task model learns fast; the encoder is frozen
@@ -319,16 +364,21 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    task: Literal["cls", "regression", "ner", "qa"] = "cls"
-    mode: Literal["finetune", "features"] = "finetune"  # features: frozen encoder + small task model
-    init: str = ""
-    out: str = ""
+    task: Literal["cls", "regression", "ner", "qa"] = setting("cls", flag="--task", help="cls | regression | "
+                                                              "ner | qa.")
+    mode: Literal["finetune", "features"] = setting("finetune", flag="--mode", help="finetune (all weights) | "
+                                                    "features (frozen encoder + small task model).")
+    init: str = setting("", flag="--init", help="Checkpoint or run folder to start from.")
+    out: str = setting("", flag="--out", short="-o", help="Fine-tune run folder to write.")
     classifier_dropout: float = 0.1
     # cls/regression: "cls" classifies the pooled [CLS] (BERT); "mean" the mean of the last layer over
     # the real tokens, for encoders pretrained without NSP, whose [CLS] output and pooler never trained
-    pooling: Literal["cls", "mean"] = "cls"
-    seeds: list[int] = field(default_factory=list)  # several: one run per seed, median and spread
-    patience: int = 0  # stop after this many dev checks without a better selection metric (0: never)
+    pooling: Literal["cls", "mean"] = setting("cls", flag="--pooling", help="cls/regression: cls (pooled [CLS], "
+                                              "BERT) | mean (mean over tokens; for models pretrained without NSP).")
+    seeds: list[int] = setting(factory=list, flag="--seeds", help="Several seeds, e.g. 1,2,3: one run each, "
+                               "median and spread in summary.json.")
+    patience: int = setting(0, flag="--patience", help="Stop after N epochs without a better dev metric "
+                            "(0: never).")
     data: TaskDataConfig = field(default_factory=TaskDataConfig)
     qa: QAConfig = field(default_factory=QAConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -347,6 +397,68 @@ class FinetuneConfig:
         require(self.pooling == "cls" or (self.task in ("cls", "regression") and self.mode == "finetune"), "pooling",
                 f"mean pooling is for fine-tuning cls and regression; --task {self.task} --mode {self.mode} "
                 f"reads tokens, not a pooled feature: drop --pooling")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """`bertcli eval`: the architecture and task come from the checkpoint; these say what to read."""
+
+    checkpoint: str = setting("", argument=True, required=True, help="Checkpoint or run folder.")
+    data: str = setting("", flag="--data", required=True, help="Labelled file (TSV/CSV/JSONL, CoNLL, SQuAD JSON) "
+                        "or corpus folder.")
+    task: Optional[str] = setting(None, flag="--task", help="Refuse a checkpoint fine-tuned for another task.")
+    json: bool = setting(False, flag="--json", show_default=False, help="Print the metrics as JSON on stdout.")
+    batch_size: int = setting(64, flag="--batch-size", min=1, help="Examples per forward pass.")
+    max_examples: int = setting(0, flag="--max-examples", min=0, help="Evaluate at most N examples (0: all).")
+    split: Literal["auto", "train", "eval"] = setting("auto", flag="--split", help="Corpus split: auto (eval if "
+                                                      "present), train or eval.")
+    device: str = setting("auto", flag="--device", help="auto|cpu|cuda.")
+
+
+FAST_HELP = "int8 linear layers (CPU): about 1.5x faster, less exact (MiniLM vectors: mean cosine 0.97 with fp32)."
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    checkpoint: str = setting("", argument=True, required=True, help="Fine-tuned checkpoint or run folder.")
+    file: str = setting("-", argument=True, help="Input, one example per line; - for stdin.")
+    task: Optional[str] = setting(None, flag="--task", help="Refuse a checkpoint fine-tuned for another task.")
+    batch_size: int = setting(64, flag="--batch-size", min=1, help="Examples per forward pass.")
+    fast: bool = setting(False, flag="--fast", show_default=False, help=FAST_HELP)
+    device: str = setting("auto", flag="--device", help="auto|cpu|cuda.")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    checkpoint: str = setting("", argument=True, required=True, help="Checkpoint or run folder.")
+    file: str = setting("-", argument=True, help="Text file, one text per line; - for stdin.")
+    pooling: Literal["mean", "cls", "pooler"] = setting(
+        "mean", flag="--pooling", help="mean (over real tokens, as sentence-transformers) | cls ([CLS] hidden "
+        "state) | pooler (BERT's tanh pooler).")
+    normalize: bool = setting(False, flag="--normalize", show_default=False, help="L2-normalise each vector.")
+    batch_size: int = setting(64, flag="--batch-size", help="Texts per forward pass.")
+    # None: 128 (all of SST-2 and most sentences fit; sentence-transformers uses 128-512), or the
+    # model's positions if fewer
+    max_seq_len: Optional[int] = setting(None, flag="--max-seq-len", help="Tokens per text, [CLS] and [SEP] "
+                                         "included; longer texts are truncated (default 128, or the model's "
+                                         "positions if fewer).")
+    device: str = setting("auto", flag="--device", help="auto|cpu|cuda.")
+    layers: LayerChoice = setting("last", flag="--layers", help="last | second_to_last | sum_last_four | "
+                                  "concat_last_four | embeddings.")
+    tokens: bool = setting(False, flag="--tokens", show_default=False, help="A vector per token instead of one "
+                           "per line.")
+    npy: Optional[str] = setting(None, flag="--npy", help="Write the vectors to this .npy; JSON lines then give "
+                                 "each line's row (or rows, with --tokens).")
+    fast: bool = setting(False, flag="--fast", show_default=False, help=FAST_HELP)
+
+    def __post_init__(self):
+        require(self.batch_size >= 1, "batch_size", f"--batch-size {self.batch_size}: must be at least 1")
+        require(self.pooling != "pooler" or (self.layers == "last" and not self.tokens), "pooling",
+                "--pooling pooler is the last layer's [CLS] through the pooler; use it without --layers or --tokens")
+        require(self.npy is None or self.npy.endswith(".npy"), "npy",
+                f"--npy {self.npy}: name the file with a .npy suffix")
+        require(self.max_seq_len is None or self.max_seq_len >= 2, "max_seq_len",
+                f"--max-seq-len {self.max_seq_len}: must be at least 2")
 
 
 # ----------------------------------------------------------------------------- the loader

@@ -23,38 +23,25 @@ import torch
 import torch.nn.functional as F
 
 from bertcli.checkpoint import ENCODER_PREFIX, load_checkpoint
+from bertcli.config import EmbedConfig
 from bertcli.data.text import iter_text_lines
 from bertcli.errors import UserError
 from bertcli.model import BertEncoder
-from bertcli.model.heads import LAYER_CHOICES, combine_layers, masked_mean
+from bertcli.model.heads import combine_layers, masked_mean
 from bertcli.model.hf import POOLER
 from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tokenizer import Tokenizer
 
-POOLINGS = ("mean", "cls", "pooler")
-
-
 DEFAULT_MAX_SEQ_LEN = 128  # all of sst2 and most sentences fit; sentence-transformers uses 128-512
 
 
-def run(checkpoint: Path, file: str, pooling: str = "mean", normalize: bool = False, batch_size: int = 64,
-        max_seq_len: int | None = None, device: str = "auto", layers: str = "last", tokens: bool = False,
-        npy: Path | None = None, fast: bool = False) -> None:
-    if pooling not in POOLINGS:
-        raise UserError(f"--pooling {pooling}: unknown; choose one of {', '.join(POOLINGS)}")
-    if layers not in LAYER_CHOICES:
-        raise UserError(f"--layers {layers}: unknown; choose one of {', '.join(LAYER_CHOICES)}")
-    if pooling == "pooler" and (layers != "last" or tokens):
-        raise UserError("--pooling pooler is the last layer's [CLS] through the pooler; use it without "
-                        "--layers or --tokens")
-    if batch_size < 1:
-        raise UserError(f"--batch-size {batch_size}: must be at least 1")
-    if npy is not None and Path(npy).suffix != ".npy":
-        raise UserError(f"--npy {npy}: name the file with a .npy suffix")
-    ckpt = load_checkpoint(checkpoint)
+def run(cfg: EmbedConfig) -> None:
+    ckpt = load_checkpoint(cfg.checkpoint)
+    pooling, layers, tokens, normalize, npy, fast = (cfg.pooling, cfg.layers, cfg.tokens, cfg.normalize,
+                                                     Path(cfg.npy) if cfg.npy else None, cfg.fast)
     if layers.endswith("last_four") and ckpt.config.num_layers < 4:
         raise UserError(f"--layers {layers}: {ckpt.folder} has only {ckpt.config.num_layers} layers")
-    max_seq_len = max_seq_len or min(DEFAULT_MAX_SEQ_LEN, ckpt.config.max_position_embeddings)
+    max_seq_len = cfg.max_seq_len or min(DEFAULT_MAX_SEQ_LEN, ckpt.config.max_position_embeddings)
     if not 2 <= max_seq_len <= ckpt.config.max_position_embeddings:
         raise UserError(f"--max-seq-len {max_seq_len}: must be between 2 and the model's "
                         f"{ckpt.config.max_position_embeddings} positions")
@@ -62,14 +49,14 @@ def run(checkpoint: Path, file: str, pooling: str = "mean", normalize: bool = Fa
     if pooling == "pooler" and untrained:
         raise UserError(f"{ckpt.folder}: the pooler was not in the imported model ({', '.join(untrained)} "
                         f"initialised at random); use --pooling mean or cls")
-    texts = list(iter_text_lines(file))
-    target = pick_device(device)
+    texts = list(iter_text_lines(cfg.file))
+    target = pick_device(cfg.device)
     encoder = load_encoder(ckpt).to(target)
     if fast:
         encoder = quantize_linear(encoder)
     tokenizer = ckpt.tokenizer()
     how = "tokens" if tokens else pooling
-    vectors, truncated, ids = embed_texts(encoder, tokenizer, texts, how, normalize, batch_size, max_seq_len, layers)
+    vectors, truncated, ids = embed_texts(encoder, tokenizer, texts, how, normalize, cfg.batch_size, max_seq_len, layers)
     if truncated:
         console.print(f"note: {truncated:,} of {len(texts):,} lines were longer than {max_seq_len} tokens "
                       f"and were truncated (--max-seq-len)")

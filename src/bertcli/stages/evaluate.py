@@ -13,6 +13,7 @@ import torch
 
 from bertcli import artifacts
 from bertcli.checkpoint import load_checkpoint
+from bertcli.config import EvalConfig
 from bertcli.data.shards import CorpusReader, corpus_splits
 from bertcli.errors import UserError
 from bertcli.model import BertForPretraining
@@ -21,16 +22,16 @@ from bertcli.tasks.loading import check_data_kind, load_task_model
 from bertcli.train.evaluation import evaluate_pretraining, forward_all
 
 
-def run(checkpoint: Path, data: Path, as_json: bool = False, batch_size: int = 64, max_examples: int = 0,
-        split: str = "auto", device: str = "auto", task: str | None = None) -> dict:
-    ckpt = load_checkpoint(checkpoint)
-    target = pick_device(device)
-    if Path(data).is_dir():
-        metrics = evaluate_corpus(ckpt, Path(data), batch_size, max_examples, split, target)
+def run(cfg: EvalConfig) -> dict:
+    ckpt = load_checkpoint(cfg.checkpoint)
+    target = pick_device(cfg.device)
+    data = Path(cfg.data)
+    if data.is_dir():
+        metrics = evaluate_corpus(ckpt, data, cfg.batch_size, cfg.max_examples, cfg.split, target)
     else:
-        metrics = evaluate_labelled(ckpt, Path(data), batch_size, max_examples, target, task)
+        metrics = evaluate_labelled(ckpt, data, cfg.batch_size, cfg.max_examples, target, cfg.task)
     metrics = {"checkpoint": str(ckpt.folder), "data": str(data), **metrics}
-    if as_json:
+    if cfg.json:
         sys.stdout.write(json.dumps(metrics) + "\n")
     else:
         for key, value in metrics.items():

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from bertcli.checkpoint import load_checkpoint
+from bertcli.config import PredictConfig
 from bertcli.data.text import iter_text_lines
 from bertcli.errors import UserError
 from bertcli.runtime import console, pick_device, quantize_linear
@@ -28,18 +29,16 @@ from bertcli.train.evaluation import forward_all
 BLOCK_LINES = 4096  # lines read, predicted and written at a time
 
 
-def run(checkpoint: Path, file: str = "-", task: str | None = None, batch_size: int = 64, device: str = "auto",
-        fast: bool = False) -> int:
-    if batch_size < 1:
-        raise UserError(f"--batch-size {batch_size}: must be at least 1")
-    ckpt = load_checkpoint(checkpoint)
-    loaded = load_task_model(ckpt, task, "predict")
+def run(cfg: PredictConfig) -> int:
+    ckpt = load_checkpoint(cfg.checkpoint)
+    loaded = load_task_model(ckpt, cfg.task, "predict")
     tokenizer = ckpt.tokenizer()
-    model = loaded.model.to(pick_device(device))
-    if fast:
+    model = loaded.model.to(pick_device(cfg.device))
+    if cfg.fast:
         model = quantize_linear(model)
-    source = "<stdin>" if file == "-" else str(file)
-    lines = enumerate(iter_text_lines(file), start=1)
+    batch_size = cfg.batch_size
+    source = "<stdin>" if cfg.file == "-" else str(cfg.file)
+    lines = enumerate(iter_text_lines(cfg.file), start=1)
     count = 0
     while True:
         block = list(itertools.islice(lines, BLOCK_LINES))
@@ -52,6 +51,6 @@ def run(checkpoint: Path, file: str = "-", task: str | None = None, batch_size: 
         sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         sys.stdout.flush()
         count += len(block)
-    console.print(f"predicted {count:,} lines with {ckpt.folder} ({ckpt.task}{', int8 linear layers' if fast else ''})")
+    console.print(f"predicted {count:,} lines with {ckpt.folder} ({ckpt.task}{', int8 linear layers' if cfg.fast else ''})")
     return count
 

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from bertcli import artifacts, config, exits
 from bertcli.checkpoint import load_checkpoint, save_checkpoint
-from bertcli.config import ModelSpec, PretrainConfig
+from bertcli.config import ModelSpec, PretrainConfig, load_config
 from bertcli.data.shards import CorpusReader, corpus_splits
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
@@ -123,6 +123,18 @@ def check_resume_target(out: str | Path) -> None:
         artifacts.require(out, "pretrain-run")
     except UserError as exc:
         raise UserError(f"--resume: {exc}; without --resume a new run starts") from None
+
+
+def load_run_config(path: str | Path | None, sets: list[str], flags: dict, resume: bool) -> PretrainConfig:
+    """The config a run starts or resumes with: `--resume` alone continues the run in --out with the
+    settings of its own config.yaml (a recipe and flags given beside it still override them)."""
+    out = flags.get("out")
+    if resume and out is not None:
+        check_resume_target(out)  # the folder's kind first, then its config.yaml
+        saved = Path(out) / artifacts.CONFIG
+        if path is None and saved.is_file():
+            path = saved
+    return load_config(PretrainConfig, path, sets, flags)
 
 
 def run(cfg: PretrainConfig, resume: bool = False) -> Path:
