@@ -255,7 +255,7 @@ def test_output_depends_on_the_seed_and_not_on_workers(tmp_path, monkeypatch, co
     assert shard_hashes(again) == shard_hashes(corpus)
     # many small units of work, spread over two processes: still the same bytes
     monkeypatch.setattr(build_corpus, "PIECE_CHARS", 2000)
-    monkeypatch.setattr(build_corpus, "TASK_TOKENS", 500)
+    monkeypatch.setattr(build_corpus, "JOB_TOKENS", 500)
     parallel = tmp_path / "parallel"
     assert cli("build-corpus", "--input", lines_file, "--tokenizer", tokenizer_dir, "--out", parallel,
                "--max-seq-len", 48, "--dupe-factor", 3, "--seed", 1, "--set", "max_predictions_per_seq=8",

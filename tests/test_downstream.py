@@ -16,8 +16,8 @@ import torch
 
 from bertcli.checkpoint import load_checkpoint, save_checkpoint
 from bertcli.config import TaskDataConfig
-from bertcli.data.conll import read_conll, tag_scheme
-from bertcli.data.squad import make_windows, read_squad
+from bertcli.tasks.conll import read_conll, tag_scheme
+from bertcli.tasks.squad import make_windows, read_squad
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertEncoder
 from bertcli.tasks import TaskSettings, get_task

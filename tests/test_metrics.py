@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from bertcli.data.conll import read_conll
+from bertcli.tasks.conll import read_conll
 from bertcli.train.metrics import (average_ranks, classification_metrics, entity_metrics, entity_spans,
                                    normalize_answer, answer_f1, regression_metrics, squad_metrics)
 

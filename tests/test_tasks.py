@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from bertcli.config import TaskDataConfig
-from bertcli.data.tasks import encode_examples, label_ids, label_names, read_examples, truncate_pair
+from bertcli.tasks.labelled import encode_examples, label_ids, label_names, read_examples, truncate_pair
 from bertcli.errors import UserError
 from bertcli.tokenizer import load_tokenizer
 

@@ -205,7 +205,32 @@ class TokenizeConfig:
 
 
 @dataclass(frozen=True)
-class BuildCorpusConfig:
+class ReadSettings:
+    """How corpus inputs are read (data.inputs); build-corpus's config is one, so these keys sit at
+    the top level of a corpus recipe."""
+
+    # lines: one sentence per line, blank lines between documents (Google's format); paragraphs:
+    # a paragraph per line, split into sentences; raw: hard-wrapped prose, one document per file;
+    # jsonl: one document per record; auto: picked per input from its first lines (data.inputs)
+    input_format: Literal["auto", "lines", "paragraphs", "raw", "jsonl"] = setting(
+        "auto", flag="--input-format", help="auto | lines | paragraphs | raw | jsonl.")
+    # paragraphs format: documents end at heading lines, blank lines, or the end of the file
+    document_boundary: Literal["auto", "heading", "blank", "file"] = "auto"
+    # a regex; the default is WikiText's top-level ` = Title = ` (not ` = = Section = = `)
+    heading_pattern: str = r"^ ?= [^=].* = ?$"
+    text_field: str = "text"  # jsonl: the field holding a record's text
+    invalid_utf8: Literal["error", "skip"] = "error"  # skip: drop such lines and report the count
+    strip_gutenberg: bool = True  # cut Project Gutenberg licence text around every book
+
+    def __post_init__(self):
+        try:
+            re.compile(self.heading_pattern)
+        except re.error as exc:
+            require(False, "heading_pattern", f"is not a valid regular expression ({exc})")
+
+
+@dataclass(frozen=True)
+class BuildCorpusConfig(ReadSettings):
     """Google's create_pretraining_data.py settings, with its defaults unless noted."""
 
     input: list[str] = setting(factory=list, flag="--input", short="-i", help="Text files or - (stdin), plain, "
@@ -253,17 +278,6 @@ class BuildCorpusConfig:
     num_shards: Optional[int] = setting(None, flag="--num-shards", help="Parts the build is split into "
                                         "(default $WORLD_SIZE or 1).")
     progress: Literal["auto", "rich", "plain", "none"] = "auto"
-    # lines: one sentence per line, blank lines between documents (Google's format); paragraphs:
-    # a paragraph per line, split into sentences; raw: hard-wrapped prose, one document per file;
-    # jsonl: one document per record; auto: picked per input from its first lines (data.inputs)
-    input_format: Literal["auto", "lines", "paragraphs", "raw", "jsonl"] = setting(
-        "auto", flag="--input-format", help="auto | lines | paragraphs | raw | jsonl.")
-    # paragraphs format: documents end at heading lines, blank lines, or the end of the file
-    document_boundary: Literal["auto", "heading", "blank", "file"] = "auto"
-    heading_pattern: str = r"^ ?= [^=].* = ?$"  # a regex; the default is WikiText's ` = Title = `
-    text_field: str = "text"  # jsonl: the field holding a record's text
-    invalid_utf8: Literal["error", "skip"] = "error"  # skip: drop such lines and report the count
-    strip_gutenberg: bool = True  # cut Project Gutenberg licence text around every book
 
     def __post_init__(self):
         require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
@@ -284,10 +298,7 @@ class BuildCorpusConfig:
         require(self.num_shards is None or self.num_shards > 0, "num_shards", "must be > 0")
         require(self.shard_index is None or 0 <= self.shard_index < (self.num_shards or 1), "shard_index",
                 f"must be in [0, num_shards) = [0, {self.num_shards or 1})")
-        try:
-            re.compile(self.heading_pattern)
-        except re.error as exc:
-            require(False, "heading_pattern", f"is not a valid regular expression ({exc})")
+        super().__post_init__()
 
     def predictions_per_seq(self) -> int:
         if self.max_predictions_per_seq is not None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from bertcli.data.masking import Masker
+from bertcli.labels import IGNORE_INDEX
 
 _DYNAMIC_STREAM = 4  # beside build-corpus's own streams (hold-out, pairs, shuffle, packing)
-IGNORE_INDEX = -100
 
 
 def example_rng(seed: int, epoch: int, index: int) -> np.random.Generator:

@@ -1,8 +1,8 @@
 """Corpus inputs as people have them, read as a stream of documents.
 
-Sources: files or stdin ("-"), plain, gzip or zstd (told by their first bytes, not their names).
-Lines are decoded one at a time, so a bad byte is reported with its file and line (or skipped and
-counted when asked), and memory holds one document, never the whole input.
+Sources and their decoding (plain, gzip or zstd; UTF-8; any line end) are data.decoding's; a bad byte
+is reported with its file and line (or skipped and counted when asked), and memory holds one
+document, never the whole input.
 
 Formats (see FORMATS; `auto` picks one from the first lines of each input):
   lines       one sentence per line, blank lines between documents: create_pretraining_data.py's
@@ -17,24 +17,19 @@ may follow one another), and each cut is reported.
 
 from __future__ import annotations
 
-import gzip
-import io
 import itertools
 import json
 import re
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
-from bertcli.data.text import open_input_file
+from bertcli.data.decoding import decode_blocks, open_input
+from bertcli.config import ReadSettings
 from bertcli.errors import UserError
 
 FORMATS = ("lines", "paragraphs", "raw", "jsonl")
 BOUNDARIES = ("auto", "heading", "blank", "file")
-DEFAULT_HEADING = r"^ ?= [^=].* = ?$"  # WikiText's top-level ` = Title = ` (not ` = = Section = = `)
 _ANY_HEADING = re.compile(r"^\s*(= )+[^=].*( =)+\s*$")  # section headings: dropped, not text
-GZIP_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 
 # Project Gutenberg wraps each book in a licence header and footer; the markers are stable, may be
 # indented, and a START marker can wrap onto a second line (43-0.txt): it runs to its closing "***".
@@ -50,7 +45,7 @@ PARAGRAPH_SHARE = 0.3  # lines holding two or more sentences; sentence-per-line 
 _SENTENCE_END = (".", "!", "?", '"', "'", "\u201d", "\u2019", ")", "]", ":")
 _INNER_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+[\"'\u201c\u2018(\[]?[A-Z]")
 RAW_PIECE_CHARS = 1 << 20  # a raw document is passed on in pieces of about this size
-READ_BYTES = 1 << 20  # input is decoded in blocks of about this size
+SKIP_HINT = "set invalid_utf8=skip to drop such lines"  # what a corpus input's bad line can do
 
 
 class Piece(NamedTuple):
@@ -79,140 +74,6 @@ class InputReport:
                 **({"document_boundary": self.boundary} if self.boundary else {}),
                 "bytes": self.bytes, "lines": self.lines, "skipped_invalid_utf8_lines": self.skipped_lines,
                 "empty_documents": self.empty_documents, "gutenberg_cuts": self.gutenberg_cuts}
-
-
-@dataclass(frozen=True)
-class ReadSettings:
-    input_format: str = "auto"
-    document_boundary: str = "auto"
-    heading_pattern: str = DEFAULT_HEADING
-    text_field: str = "text"
-    invalid_utf8: str = "error"  # or "skip": drop such lines and count them
-    strip_gutenberg: bool = True
-
-
-# ----------------------------------------------------------------------------- bytes -> lines
-
-
-class _Counted(io.RawIOBase):
-    """Counts the bytes read from a stream (compressed bytes, for MB/s)."""
-
-    def __init__(self, raw: BinaryIO):
-        self.raw, self.count = raw, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self.raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self.count += n
-        return n
-
-
-def open_input(path: str) -> tuple[BinaryIO, _Counted, str]:
-    """A binary stream of the decompressed input, the counter of bytes read, and the compression."""
-    if path == "-":
-        raw = sys.stdin.buffer
-    else:
-        raw = open_input_file(Path(path))
-    counted = _Counted(raw)
-    buffered = io.BufferedReader(counted, 1 << 20)
-    magic = buffered.peek(4)[:4]
-    if magic.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=buffered, mode="rb"), counted, "gzip"
-    if magic == ZSTD_MAGIC:
-        try:
-            import zstandard
-        except ImportError:
-            raise UserError(f"{path}: is zstd-compressed and the zstandard package is missing; "
-                            f"pip install 'bertcli[corpus]' (or zstandard), or decompress it first")
-        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
-        return io.BufferedReader(reader, 1 << 20), counted, "zstd"
-    return buffered, counted, "none"
-
-
-def _decode_blocks(stream: BinaryIO, name: str, report: InputReport, invalid_utf8: str) -> Iterator[list[str]]:
-    """Decoded lines without their line ends, a block of about READ_BYTES at a time; errors name
-    the file and line.
-
-    Blocks, not single lines: decoding and splitting a block at once is several times faster than
-    a line at a time, and the stages after this one pass most blocks on whole (a generator step per
-    line of a 200 MB input would cost more than everything else the main process does).
-    """
-    number = 0
-    rest = b""
-    try:
-        while True:
-            block = stream.read(READ_BYTES)
-            data = rest + block
-            if not data:
-                return
-            cut = len(data) if not block else data.rfind(b"\n") + 1
-            if cut == 0:
-                rest = data
-                continue
-            chunk, rest = data[:cut], data[cut:]
-            if number == 0 and chunk.startswith(b"\xef\xbb\xbf"):
-                chunk = chunk[3:]
-            if b"\x00" in chunk:
-                line = number + chunk[:chunk.index(b"\x00")].count(b"\n") + 1
-                raise UserError(f"{name}:{line}: looks binary (NUL bytes); --input takes UTF-8 text")
-            try:
-                lines = _split_lines(chunk.decode("utf-8"))
-            except UnicodeDecodeError:
-                lines = _split_lines_each(_decode_each(chunk, name, number, report, invalid_utf8))
-            if lines and lines[-1] == "":
-                lines.pop()  # the newline that ends the block's last line does not start another
-            number += chunk.count(b"\n") + (not chunk.endswith(b"\n"))
-            yield lines
-            if not block:
-                return
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        raise UserError(f"{name}:{number + 1}: compressed input is damaged or cut short ({exc}); "
-                        f"check the download or recompress it") from None
-    except Exception as exc:  # zstandard.ZstdError and the like
-        if type(exc).__module__.startswith("zstandard") or "zstd" in type(exc).__name__.lower():
-            raise UserError(f"{name}:{number + 1}: compressed input is damaged ({exc}); "
-                            f"check the download or recompress it") from None
-        raise
-    finally:
-        report.lines = number
-
-
-def _split_lines(text: str) -> list[str]:
-    """Lines ended by LF, CRLF or a lone CR (old Mac files)."""
-    if "\r" not in text:
-        return text.split("\n")
-    if text.count("\r") == text.count("\r\n"):  # plain CRLF: every CR ends a line before its LF
-        return text.replace("\r\n", "\n").split("\n")
-    return _split_lines_each(text.split("\n"))
-
-
-def _split_lines_each(lines: list[str]) -> list[str]:
-    # a line's trailing CRs end it; a CR inside it ends a line too
-    out: list[str] = []
-    for line in lines:
-        if "\r" in line:
-            out.extend(line.rstrip("\r").split("\r"))
-        else:
-            out.append(line)
-    return out
-
-
-def _decode_each(chunk: bytes, name: str, number: int, report: InputReport, invalid_utf8: str) -> list[str]:
-    """A block's lines decoded one by one: the bad one is reported by its line (or skipped)."""
-    lines = []
-    for i, raw in enumerate(chunk.split(b"\n"), start=number + 1):
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            if invalid_utf8 != "skip":
-                raise UserError(f"{name}:{i}: not valid UTF-8; convert the file (e.g. iconv -f latin1 "
-                                f"-t utf-8) or set invalid_utf8=skip to drop such lines") from None
-            report.skipped_lines += 1
-    return lines
 
 
 def _strip_gutenberg(blocks: Iterable[list[str]], report: InputReport) -> Iterator[list[str]]:
@@ -287,7 +148,7 @@ def input_lines(path: str, report: InputReport, settings: ReadSettings = ReadSet
     name = "<stdin>" if path == "-" else path
     stream, counted, report.compression = open_input(path)
     try:
-        blocks = _decode_blocks(stream, name, report, settings.invalid_utf8)
+        blocks = decode_blocks(stream, name, report, settings.invalid_utf8, SKIP_HINT)
         if settings.strip_gutenberg:
             blocks = _strip_gutenberg(blocks, report)
         yield from itertools.chain.from_iterable(blocks)  # flattened in C: no Python step per line

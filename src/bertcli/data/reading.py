@@ -1,6 +1,6 @@
 """Inputs -> tokenised Documents: read (data.inputs), split into sentences and tokenise in parallel.
 
-The main process reads the inputs as a stream and cuts it into tasks of about `piece_chars`
+The main process reads the inputs as a stream and cuts it into jobs of about `piece_chars`
 characters; workers (data.workers) split and tokenise them; results come back in input order, so
 the Documents are the same whatever the number of workers.
 """
@@ -21,7 +21,7 @@ from bertcli.tokenizer import load_tokenizer
 
 @dataclass
 class Tokenised:
-    """One task's documents; `continues`: its first document goes on the previous task's last."""
+    """One job's documents; `continues`: its first document goes on the previous job's last."""
 
     documents: Documents
     continues: bool
@@ -29,10 +29,10 @@ class Tokenised:
     chars: int
 
 
-def text_tasks(paths: list[str], settings: ReadSettings, piece_chars: int,
+def text_jobs(paths: list[str], settings: ReadSettings, piece_chars: int,
                reports: list[InputReport]) -> Iterator[tuple]:
-    """The inputs as tokenisation tasks of about `piece_chars` characters, in order; `reports`
-    receives one InputReport per input (complete once its last task has been drawn)."""
+    """The inputs as tokenisation jobs of about `piece_chars` characters, in order; `reports`
+    receives one InputReport per input (complete once its last job has been drawn)."""
     for index, path in enumerate(paths):
         report = InputReport(path="<stdin>" if path == "-" else path)
         reports.append(report)
@@ -56,9 +56,9 @@ def init_tokenize(tokenizer_folder: str, dtype: np.dtype) -> None:
 ENCODE_BATCH = 4096  # sentences per call of the tokenizer
 
 
-def tokenize_task(task: tuple) -> Tokenised:
-    """Split a task's texts into sentences (when its format needs it) and tokenise them."""
-    pieces, split, index, chars = task
+def tokenize_job(job: tuple) -> Tokenised:
+    """Split a job's texts into sentences (when its format needs it) and tokenise them."""
+    pieces, split, index, chars = job
     documents: list[list[str]] = []
     for piece in pieces:
         sentences = [s for text in piece.texts for s in split_sentences(text)] if split else piece.texts
@@ -68,8 +68,8 @@ def tokenize_task(task: tuple) -> Tokenised:
             documents.append(list(sentences))
     sentences = [s for doc in documents for s in doc]
     # Encoded a batch at a time and made into arrays at once: the tokenizer's Python lists of ints
-    # cost some 40 bytes a token, and a whole task's (a megabyte of text) left each worker's heap
-    # larger after every task, which the 10x larger input's build showed as growth.
+    # cost some 40 bytes a token, and a whole job's (a megabyte of text) left each worker's heap
+    # larger after every job, which the 10x larger input's build showed as growth.
     lengths, tokens = [], []
     for start in range(0, len(sentences), ENCODE_BATCH):
         ids = state["tokenizer"].encode_batch(sentences[start:start + ENCODE_BATCH])

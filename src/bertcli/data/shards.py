@@ -31,10 +31,10 @@ from bertcli.data.dynamic_masking import mask_batch
 from bertcli.data.examples import Examples
 from bertcli.data.masking import Masker, MaskingRule
 from bertcli.errors import UserError
+from bertcli.labels import IGNORE_INDEX
 
 SHARD_FILES = ("input_ids", "offsets", "a_lens", "mlm_positions", "mlm_labels", "mlm_offsets",
                "next_sentence_labels", "document_ids")
-IGNORE_INDEX = -100  # mlm_labels padding: the index torch's cross_entropy skips by default
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -260,3 +260,35 @@ class CorpusReader:
             raise UserError(f"{folder}: shard arrays disagree with the manifest ({n} examples); the corpus "
                             f"is damaged, rebuild it with `bertcli build-corpus`")
         return shard
+
+
+class ShardWriter:
+    """Appends examples to one split's shards, shard_size examples to a shard, a few thousand at a time."""
+
+    def __init__(self, folder: Path, split: str, shard_size: int, max_seq_len: int):
+        self.folder, self.split, self.shard_size, self.max_seq_len = folder, split, shard_size, max_seq_len
+        self.current: ShardFiles | None = None
+        self.examples = 0
+        self.shards: list[dict] = []
+
+    def add(self, examples: Examples, order: np.ndarray, step: int = 4096) -> None:
+        """Append examples[order], `step` rows at a time (the gather indices take 8 bytes a token)."""
+        start = 0
+        while start < len(order):
+            if self.current is None:
+                self.current = ShardFiles(self.folder, f"{self.split}/shard-{len(self.shards):05d}", self.max_seq_len)
+            take = min(step, self.shard_size - self.current.examples, len(order) - start)
+            self.current.append(examples.take(order[start:start + take]))
+            start += take
+            if self.current.examples == self.shard_size:
+                self._close_shard()
+        self.examples += len(order)
+
+    def close(self) -> dict:
+        if self.current is not None:
+            self._close_shard()
+        return {"examples": self.examples, "shards": self.shards}
+
+    def _close_shard(self) -> None:
+        self.shards.append(self.current.close())
+        self.current = None

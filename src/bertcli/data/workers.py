@@ -1,8 +1,8 @@
 """Worker processes for corpus building: an ordered, bounded parallel map (or the same in-process).
 
-Results come back in task order, so output never depends on the number of workers; a bounded
-number of tasks is in flight, so a streamed input is never read far ahead of the results
-(Pool.imap would draw every task from its iterator at once).
+Results come back in job order, so output never depends on the number of workers; a bounded
+number of jobs is in flight, so a streamed input is never read far ahead of the results
+(Pool.imap would draw every job from its iterator at once).
 
 Tasks and results travel as files in a spool folder, and the pool's pipes carry only their
 names. A pipe moves 64 KB per turn of the two processes, and with both cores busy a
@@ -31,7 +31,7 @@ START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 def start_fork_server(module: str) -> None:
     """Start the server that forks the workers, importing `module` (the workers' functions), if it
     is not running yet. The CLI calls it as soon as build-corpus is known to run, so that the
-    server's imports overlap the command's own start-up instead of delaying the first task
+    server's imports overlap the command's own start-up instead of delaying the first job
     (bench/corpus_timeline.py shows the pool's start)."""
     if START_METHOD == "forkserver":
         from multiprocessing import forkserver
@@ -66,41 +66,41 @@ class Workers:
             shutil.rmtree(self.spool, ignore_errors=True)
         state.clear()
 
-    def map(self, function: Callable, tasks: Iterable) -> Iterator:
-        """function(task) for each task, in order, with at most four tasks per worker in flight.
-        (Results are taken in order, so a slow task holds back the ones after it: with two per
-        worker, a timeline of a 2-worker build showed both workers waiting on such tasks.)"""
+    def map(self, function: Callable, jobs: Iterable) -> Iterator:
+        """function(job) for each job, in order, with at most four jobs per worker in flight.
+        (Results are taken in order, so a slow job holds back the ones after it: with two per
+        worker, a timeline of a 2-worker build showed both workers waiting on such jobs.)"""
         if self._pool is None:
-            yield from map(function, tasks)
+            yield from map(function, jobs)
             return
         pending: collections.deque = collections.deque()
-        for task in tasks:
-            pending.append(self._start(function, task))
+        for job in jobs:
+            pending.append(self._start(function, job))
             if len(pending) >= 4 * self.workers:
                 yield pending.popleft()()
         while pending:
             yield pending.popleft()()
 
-    def submit(self, function: Callable, tasks: list) -> Callable[[], list]:
-        """Start function(task) for every task now and return a function that waits for the results,
+    def submit(self, function: Callable, jobs: list) -> Callable[[], list]:
+        """Start function(job) for every job now and return a function that waits for the results,
         in order; the caller goes on meanwhile. In-process, the work is done when the results are
         asked for."""
         if self._pool is None:
-            return lambda: [function(task) for task in tasks]
-        started = [self._start(function, task) for task in tasks]
+            return lambda: [function(job) for job in jobs]
+        started = [self._start(function, job) for job in jobs]
         return lambda: [result() for result in started]
 
-    def _start(self, function: Callable, task) -> Callable:
-        """Start function(task) in a worker; returns a function that waits for the result."""
+    def _start(self, function: Callable, job) -> Callable:
+        """Start function(job) in a worker; returns a function that waits for the result."""
         path = str(self.spool / f"{next(self._names):09d}")
-        _dump(task, path + ".task")
+        _dump(job, path + ".job")
         started = self._pool.apply_async(_run_spooled, (function, path))
         return lambda: _load(started.get())
 
 
 def _run_spooled(function: Callable, path: str) -> str:
-    """In a worker: the task from path.task, its result to path.result."""
-    _dump(function(_load(path + ".task")), path + ".result")
+    """In a worker: the job from path.job, its result to path.result."""
+    _dump(function(_load(path + ".job")), path + ".result")
     return path + ".result"
 
 

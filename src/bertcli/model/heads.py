@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bertcli.labels import IGNORE_INDEX
 from bertcli.model.config import BertConfig
 from bertcli.model.encoder import BertEncoder, init_weights
 
-IGNORE_INDEX = -100  # label value of padded prediction slots, as in PyTorch's cross_entropy
 
 
 def at_least_fp32(t: torch.Tensor) -> torch.Tensor:

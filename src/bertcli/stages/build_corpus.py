@@ -3,9 +3,9 @@
 The recipe is Google's create_pretraining_data.py (see data.pairs and data.masking for where we
 differ and why), run as a stream so that memory does not grow with the input:
 
-  * the inputs are read as a stream (data.inputs) and cut into tasks of about PIECE_CHARS
+  * the inputs are read as a stream (data.inputs) and cut into jobs of about PIECE_CHARS
     characters, which workers split into sentences and tokenise (data.reading);
-  * consecutive tasks make a block of about block_mb MB of text; a block's documents are held out
+  * consecutive jobs make a block of about block_mb MB of text; a block's documents are held out
     into train/eval, paired (B of a random-next pair comes from another document of the same
     block, where Google draws from the whole corpus) and masked, dupe_factor copies of each;
   * the block's examples are shuffled (where Google shuffles all examples of the corpus at once)
@@ -34,24 +34,24 @@ from bertcli.config import BuildCorpusConfig
 from bertcli.console import Throughput, console
 from bertcli.data.batch_masking import can_batch
 from bertcli.data.corpus_checks import corpus_warnings
+from bertcli.data.corpus_stats import SplitStatistics, sum_statistics
 from bertcli.data.documents import Documents
 from bertcli.data.examples import Examples, make_examples, masked
-from bertcli.data.inputs import InputReport, ReadSettings
-from bertcli.data.masking import REPLACEMENT_NAMES, Masker, MaskingRule
+from bertcli.data.inputs import InputReport
+from bertcli.data.masking import Masker, MaskingRule
 from bertcli.data.packing import make_packed_examples
-from bertcli.data.reading import Tokenised, init_tokenize, text_tasks, tokenize_task
-from bertcli.data.shards import ShardFiles, token_dtype
+from bertcli.data.reading import Tokenised, init_tokenize, text_jobs, tokenize_job
+from bertcli.data.shards import ShardWriter, token_dtype
 from bertcli.data.workers import Workers, state
 from bertcli.errors import UserError
 from bertcli.tokenizer import load_tokenizer
 
 
-PIECE_CHARS = 1 << 20  # characters of text per tokenisation task
-TASK_TOKENS = 1 << 18  # document tokens per example-making task
+PIECE_CHARS = 1 << 20  # characters of text per tokenisation job
+JOB_TOKENS = 1 << 18  # document tokens per example-making job
 SPLIT_CODES = {"train": 0, "eval": 1}
 # the random streams drawn from cfg.seed, one per decision, so that changing one leaves the others
 _HOLDOUT, _PAIRS, _SHUFFLE, _PACK = 0, 1, 2, 3
-HISTOGRAM_BINS = 16  # the sequence-length histogram in the statistics
 
 
 def run(cfg: BuildCorpusConfig) -> Path:
@@ -71,7 +71,7 @@ def run(cfg: BuildCorpusConfig) -> Path:
                     spool=folder / ".spool") as workers, \
             Throughput(cfg.progress, "build-corpus") as progress:
         writers = {name: ShardWriter(folder, name, cfg.shard_size, cfg.max_seq_len) for name in split_names}
-        stats = {name: _Statistics(cfg.max_seq_len, tokenizer) for name in split_names}
+        stats = {name: SplitStatistics(cfg.max_seq_len, tokenizer) for name in split_names}
         work = folder / ".blocks"  # a block's documents, shared with the workers through the page cache
         work.mkdir()
         # A block's examples are written while the workers make the next block's: the main process's
@@ -91,7 +91,7 @@ def run(cfg: BuildCorpusConfig) -> Path:
         entries = {name: {**writers[name].close(), "statistics": stats[name].result()} for name in split_names}
         input_files = inputs.entries(reports, num_shards)
         _check_sizes(entries, cfg)
-        totals = _totals([s for s in stats.values()])
+        totals = sum_statistics([s.result() for s in stats.values()], cfg.max_seq_len)
         warnings = corpus_warnings(totals, config.to_dict(cfg))
         tokenizer.copy_to(folder / "tokenizer")
         artifacts.write_manifest(
@@ -153,22 +153,22 @@ def _blocks(cfg: BuildCorpusConfig, reports: list, workers: Workers, shard_index
     """(block number, documents read before it, its tokenised parts) for the blocks this build
     makes, in order.
 
-    Blocks are cut from the text tasks by size alone, so every build of a sharded set agrees on
-    them; the other builds' tasks are read past without being tokenised.
+    Blocks are cut from the text jobs by size alone, so every build of a sharded set agrees on
+    them; the other builds' jobs are read past without being tokenised.
     """
     block_chars = int(cfg.block_mb * 1e6)
 
     def numbered():
         block, size, documents = 0, 0, 0
         starts[0] = 0
-        for task in text_tasks(cfg.input, read_settings(cfg), PIECE_CHARS, reports):
+        for job in text_jobs(cfg.input, cfg, PIECE_CHARS, reports):
             if size >= block_chars:
                 block, size = block + 1, 0
                 starts[block] = documents
-            size += task[3]
-            documents += sum(not piece.continues for piece in task[0])
+            size += job[3]
+            documents += sum(not piece.continues for piece in job[0])
             if block % num_shards == shard_index:
-                yield block, task
+                yield block, job
 
     starts: dict[int, int] = {}  # block -> documents read before it (in every part of a sharded build)
     current, parts = None, []
@@ -183,15 +183,9 @@ def _blocks(cfg: BuildCorpusConfig, reports: list, workers: Workers, shard_index
         yield current, starts[current], parts
 
 
-def _tokenize(task: tuple) -> tuple[int, Tokenised]:
-    block, text_task = task
-    return block, tokenize_task(text_task)
-
-
-def read_settings(cfg) -> ReadSettings:
-    """How to read the inputs, from a config with the input settings (build-corpus's, tokenize's)."""
-    return ReadSettings(cfg.input_format, cfg.document_boundary, cfg.heading_pattern, cfg.text_field,
-                        cfg.invalid_utf8, cfg.strip_gutenberg)
+def _tokenize(job: tuple) -> tuple[int, Tokenised]:
+    block, text_job = job
+    return block, tokenize_job(text_job)
 
 
 def _report_input(entry: dict) -> None:
@@ -266,9 +260,9 @@ def _start_examples(workers: Workers, work: Path, docs: Documents, split: str, b
             np.save(os.path.join(key, f"{name}.npy"), getattr(docs, name))
     else:
         state["blocks"][key] = docs
-    tasks = [(key, SPLIT_CODES[split], block, copy, first, stop)
+    jobs = [(key, SPLIT_CODES[split], block, copy, first, stop)
              for copy in range(cfg.dupe_factor) for first, stop in _document_ranges(docs)]
-    results = workers.submit(_make_examples, tasks)
+    results = workers.submit(_make_examples, jobs)
 
     def examples() -> Examples:
         made = Examples.concat(results())
@@ -291,11 +285,11 @@ def _write(splits: list[_BlockSplit], writers: dict, stats: dict, cfg: BuildCorp
 
 
 def _document_ranges(docs: Documents) -> list[tuple[int, int]]:
-    """Consecutive documents in ranges of about TASK_TOKENS tokens: units of parallel work."""
+    """Consecutive documents in ranges of about JOB_TOKENS tokens: units of parallel work."""
     ranges, first, size = [], 0, 0
     for d, tokens in enumerate(docs.document_tokens().tolist()):
         size += tokens
-        if size >= TASK_TOKENS or d == docs.num_documents - 1:
+        if size >= JOB_TOKENS or d == docs.num_documents - 1:
             ranges.append((first, d + 1))
             first, size = d + 1, 0
     return ranges
@@ -315,8 +309,8 @@ def _block_documents(key: str) -> Documents:
     return blocks[key]
 
 
-def _make_examples(task: tuple) -> Examples:
-    key, split_code, block, copy, first, stop = task
+def _make_examples(job: tuple) -> Examples:
+    key, split_code, block, copy, first, stop = job
     cfg, docs, masker = state["cfg"], _block_documents(key), state["masker"]
     if cfg.objective == "mlm":
         rng = np.random.default_rng([cfg.seed, _PACK, split_code, block, copy, first])
@@ -332,108 +326,6 @@ def _make_examples(task: tuple) -> Examples:
 
 
 # ----------------------------------------------------------------------------- examples -> shards
-
-
-class ShardWriter:
-    """Appends examples to one split's shards, shard_size examples to a shard, a few thousand at a time."""
-
-    def __init__(self, folder: Path, split: str, shard_size: int, max_seq_len: int):
-        self.folder, self.split, self.shard_size, self.max_seq_len = folder, split, shard_size, max_seq_len
-        self.current: ShardFiles | None = None
-        self.examples = 0
-        self.shards: list[dict] = []
-
-    def add(self, examples: Examples, order: np.ndarray, step: int = 4096) -> None:
-        """Append examples[order], `step` rows at a time (the gather indices take 8 bytes a token)."""
-        start = 0
-        while start < len(order):
-            if self.current is None:
-                self.current = ShardFiles(self.folder, f"{self.split}/shard-{len(self.shards):05d}", self.max_seq_len)
-            take = min(step, self.shard_size - self.current.examples, len(order) - start)
-            self.current.append(examples.take(order[start:start + take]))
-            start += take
-            if self.current.examples == self.shard_size:
-                self._close_shard()
-        self.examples += len(order)
-
-    def close(self) -> dict:
-        if self.current is not None:
-            self._close_shard()
-        return {"examples": self.examples, "shards": self.shards}
-
-    def _close_shard(self) -> None:
-        self.shards.append(self.current.close())
-        self.current = None
-
-
-class _Statistics:
-    """Counts over one split, added block by block."""
-
-    def __init__(self, max_seq_len: int, tokenizer):
-        self.max_seq_len, self.tokenizer = max_seq_len, tokenizer
-        self.counts = dict.fromkeys(_COUNTS, 0)
-        self.replacements = np.zeros(3, dtype=np.int64)
-        self.lengths = np.zeros(max_seq_len + 1, dtype=np.int64)
-
-    def add(self, docs: Documents, examples: Examples) -> None:
-        c = self.counts
-        c["documents"] += docs.num_documents
-        c["sentences"] += docs.num_sentences
-        c["source_tokens"] += docs.num_tokens  # before dupe_factor copies
-        c["single_segment_documents"] += int(np.sum(np.diff(docs.document_offsets) == 1))
-        c["unk_tokens"] += int(np.sum(docs.tokens == self.tokenizer.unk_id))
-        c["examples"] += len(examples)
-        tokens = int(examples.lengths.sum())
-        c["tokens"] += tokens  # in examples, [CLS] and [SEP] included
-        # [CLS] and every [SEP] (one per pair half, or one per packed document end) are not text
-        c["text_tokens"] += tokens - int(np.count_nonzero(examples.input_ids == self.tokenizer.cls_id)
-                                         + np.count_nonzero(examples.input_ids == self.tokenizer.sep_id))
-        c["masked"] += int(examples.mlm_counts.sum())
-        c["random_next"] += int(examples.next_sentence_labels.sum())  # 0 without NSP (objective mlm)
-        self.replacements += examples.replacements
-        self.lengths += np.bincount(examples.lengths, minlength=self.max_seq_len + 1)[:self.max_seq_len + 1]
-
-    def result(self) -> dict:
-        counts = {**self.counts, "replacements": dict(zip(REPLACEMENT_NAMES, self.replacements.tolist())),
-                  "length_counts": self.lengths.tolist()}
-        return _with_shares(counts, self.max_seq_len)
-
-
-_COUNTS = ("documents", "sentences", "source_tokens", "single_segment_documents", "unk_tokens", "examples",
-           "tokens", "text_tokens", "masked", "random_next")
-
-
-def _totals(stats: list) -> dict:
-    """The statistics of all splits together."""
-    return sum_statistics([s.result() for s in stats], stats[0].max_seq_len)
-
-
-def sum_statistics(parts: list[dict], max_seq_len: int) -> dict:
-    """Statistics of several splits or builds added up (their shares recomputed)."""
-    totals = {key: sum(p.get(key, 0) for p in parts) for key in _COUNTS}
-    totals["replacements"] = {key: sum(p["replacements"][key] for p in parts) for key in REPLACEMENT_NAMES}
-    totals["length_counts"] = np.sum([p["length_counts"] for p in parts], axis=0).tolist()
-    return _with_shares(totals, max_seq_len)
-
-
-def _with_shares(counts: dict, max_seq_len: int) -> dict:
-    masked = max(counts["masked"], 1)
-    examples = max(counts["examples"], 1)
-    lengths = np.asarray(counts["length_counts"])
-    edges = np.linspace(0, max_seq_len, HISTOGRAM_BINS + 1).round().astype(int)
-    histogram = [int(lengths[lo + 1 if i else 0:hi + 1].sum()) for i, (lo, hi) in enumerate(zip(edges, edges[1:]))]
-    return {
-        **counts,
-        "masked_share": counts["masked"] / max(counts["text_tokens"], 1),  # of the non-special tokens
-        "replacement_shares": {key: value / masked for key, value in counts["replacements"].items()},
-        "nsp_random_share": counts["random_next"] / examples,
-        "single_segment_share": counts["single_segment_documents"] / max(counts["documents"], 1),
-        "unk_share": counts["unk_tokens"] / max(counts["source_tokens"], 1),
-        "mean_length": counts["tokens"] / examples,
-        # of the positions of examples padded to max_seq_len (the reader pads to the longest in a batch)
-        "padding_share": 1 - counts["tokens"] / (examples * max_seq_len),
-        "length_histogram": {"edges": edges.tolist(), "counts": histogram},
-    }
 
 
 class _InputCounts:

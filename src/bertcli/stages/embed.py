@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from bertcli.checkpoint import ENCODER_PREFIX, load_checkpoint
 from bertcli.config import EmbedConfig
-from bertcli.data.text import iter_text_lines
+from bertcli.data.decoding import iter_text_lines
 from bertcli.errors import UserError
 from bertcli.model import BertEncoder
 from bertcli.model.heads import combine_layers, masked_mean

@@ -16,7 +16,7 @@ from bertcli import artifacts
 from bertcli.console import console
 from bertcli.data.corpus_checks import corpus_warnings
 from bertcli.errors import UserError
-from bertcli.stages.build_corpus import sum_statistics
+from bertcli.data.corpus_stats import sum_statistics
 
 # settings that may differ between the parts of one corpus
 _PER_PART = ("shard_index", "num_shards", "workers", "progress", "out", "input")

@@ -16,12 +16,10 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-from pathlib import Path
 
 from bertcli.checkpoint import load_checkpoint
 from bertcli.config import PredictConfig
-from bertcli.data.text import iter_text_lines
-from bertcli.errors import UserError
+from bertcli.data.decoding import iter_text_lines
 from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tasks.loading import load_task_model
 from bertcli.train.evaluation import forward_all

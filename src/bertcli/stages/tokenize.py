@@ -8,7 +8,7 @@ from typing import Iterator
 
 from bertcli import artifacts, config
 from bertcli.config import TokenizeConfig
-from bertcli.data.text import iter_line_batches, iter_text_lines
+from bertcli.data.decoding import iter_line_batches, iter_text_lines
 from bertcli.data.inputs import InputReport, ReadSettings, read_documents
 from bertcli.data.sentences import split_sentences
 from bertcli.errors import UserError

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bertcli.data.tasks import EncodedExamples
+from bertcli.tasks.labelled import EncodedExamples
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, FeatureModel
 from bertcli.tokenizer import Tokenizer
@@ -52,7 +52,7 @@ class TaskSettings:
 class Batchable:
     """A task's data set after encoding: the raw examples, the model inputs, and how they relate."""
 
-    source: Any  # the task's reader output (Examples, TaggedSentences, Questions)
+    source: Any  # the task's reader output (LabelledExamples, TaggedSentences, Questions)
     encoded: EncodedExamples
 
 

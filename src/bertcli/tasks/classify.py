@@ -9,7 +9,7 @@ import numpy as np
 import torch.nn.functional as F
 
 from bertcli.config import TaskDataConfig
-from bertcli.data.tasks import Examples, encode_examples, label_ids, label_names, read_examples
+from bertcli.tasks.labelled import LabelledExamples, encode_examples, label_ids, label_names, read_examples
 from bertcli.errors import UserError
 from bertcli.model import BertForSequenceClassification
 from bertcli.tasks.base import Batchable, Task, TaskSettings, parse_json_line, softmax
@@ -30,7 +30,7 @@ class SentenceTask(Task):
     def read(self, path, settings, need_labels=True):
         return read_examples(path, _data_config(settings, self.data_config), need_labels)
 
-    def settings_from(self, data: Examples, settings):
+    def settings_from(self, data: LabelledExamples, settings):
         columns = dict(zip(("text_column", "text_pair_column", "label_column"), data.columns))
         return TaskSettings(**{**settings.to_dict(), "columns": columns})
 
@@ -54,7 +54,7 @@ class SentenceTask(Task):
                 first, second = line, None
             texts.append(first)
             pairs.append(second)
-        return Examples(Path(source), texts, pairs if pair_column else None, None,
+        return LabelledExamples(Path(source), texts, pairs if pair_column else None, None,
                         [n for n, _ in lines], ("text", "text_pair" if pair_column else None, None))
 
     def build_model(self, arch, labels, settings, classifier_dropout):
@@ -66,7 +66,7 @@ class ClassificationTask(SentenceTask):
     selection_metric = "accuracy"
     shown_metrics = ("accuracy", "f1", "mcc")
 
-    def label_set(self, data: Examples) -> list[str]:
+    def label_set(self, data: LabelledExamples) -> list[str]:
         labels = label_names(data.labels, data.path)
         if len(labels) < 2:
             raise UserError(f"{data.path}: only one label ({labels[0]!r}); classification needs at least two")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from bertcli.data.conll import looks_like_tag
+from bertcli.tasks.conll import looks_like_tag
 from bertcli.errors import UserError
 from bertcli.tasks import TASKS, Task, TaskSettings, get_task
 

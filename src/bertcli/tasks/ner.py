@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch.nn.functional as F
 
-from bertcli.data.conll import TaggedSentences, read_conll, tag_scheme
-from bertcli.data.tasks import IGNORE_INDEX, EncodedExamples
-from bertcli.data.words import flatten_pieces, split_words, word_pieces
+from bertcli.tasks.conll import TaggedSentences, read_conll, tag_scheme
+from bertcli.labels import IGNORE_INDEX
+from bertcli.tasks.labelled import EncodedExamples
+from bertcli.tasks.words import flatten_pieces, split_words, word_pieces
 from bertcli.errors import UserError
 from bertcli.model import BertForTokenClassification
 from bertcli.tasks.base import Batchable, Task, TaskSettings, parse_json_line, softmax

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch.nn.functional as F
 
-from bertcli.data.squad import Question, Questions, make_windows, read_squad
-from bertcli.data.tasks import EncodedExamples
+from bertcli.tasks.squad import Question, Questions, make_windows, read_squad
+from bertcli.tasks.labelled import EncodedExamples
 from bertcli.errors import UserError
 from bertcli.model import BertForQuestionAnswering
 from bertcli.tasks.base import Batchable, Task, parse_json_line, softmax

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bertcli.data.text import read_text_file
+from bertcli.data.decoding import read_text_file
 from bertcli.errors import UserError
 
 

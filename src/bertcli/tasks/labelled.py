@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from bertcli.config import TaskDataConfig
-from bertcli.data.text import read_text_file
+from bertcli.data.decoding import read_text_file
 from bertcli.errors import UserError
 from bertcli.tokenizer import Tokenizer
+from bertcli.labels import IGNORE_INDEX
 
 # Tried in order when a column is "auto": pair columns first, so QNLI's (question, sentence) is
 # read as a pair before `sentence` alone would match.
@@ -28,7 +29,7 @@ LABEL_COLUMNS = ["label", "Quality", "labels", "gold_label"]  # not STS-B's `sco
 
 
 @dataclass
-class Examples:
+class LabelledExamples:
     path: Path
     texts: list[str]
     pairs: list[str] | None
@@ -129,7 +130,7 @@ def pick_columns(path: Path, names: list[str], cfg: TaskDataConfig,
     return text, pair, label
 
 
-def read_examples(path: str | Path, cfg: TaskDataConfig, need_labels: bool = True) -> Examples:
+def read_examples(path: str | Path, cfg: TaskDataConfig, need_labels: bool = True) -> LabelledExamples:
     path = Path(path)
     rows, lines = read_rows(path, detect_format(path, cfg.format))
     if not rows:
@@ -139,7 +140,7 @@ def read_examples(path: str | Path, cfg: TaskDataConfig, need_labels: bool = Tru
         missing = [name for name in (text, pair, label) if name and name not in row]
         if missing:
             raise UserError(f"{path}:{line}: no field {missing[0]!r}; every example needs it")
-    return Examples(
+    return LabelledExamples(
         path=path,
         texts=[row[text] for row in rows],
         pairs=[row[pair] for row in rows] if pair else None,
@@ -167,7 +168,7 @@ def label_names(labels: list[str], path: Path | None = None) -> list[str]:
     return numbers
 
 
-def label_ids(examples: Examples, names: list[str]) -> np.ndarray:
+def label_ids(examples: LabelledExamples, names: list[str]) -> np.ndarray:
     index = {name: i for i, name in enumerate(names)}
     ids = np.empty(len(examples.labels), dtype=np.int64)
     for i, (label, line) in enumerate(zip(examples.labels, examples.lines)):
@@ -178,7 +179,6 @@ def label_ids(examples: Examples, names: list[str]) -> np.ndarray:
     return ids
 
 
-IGNORE_INDEX = -100  # token label of pieces that carry none (padding, a word's later pieces)
 
 
 @dataclass
@@ -230,7 +230,7 @@ def truncate_pair(a: list[int], b: list[int], max_tokens: int) -> tuple[list[int
     return a, b
 
 
-def encode_examples(examples: Examples, tokenizer: Tokenizer, max_seq_len: int,
+def encode_examples(examples: LabelledExamples, tokenizer: Tokenizer, max_seq_len: int,
                     labels: np.ndarray | None) -> EncodedExamples:
     firsts = tokenizer.encode_batch(examples.texts)
     seconds = tokenizer.encode_batch(examples.pairs) if examples.pairs is not None else None

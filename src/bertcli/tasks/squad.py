@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bertcli.data.text import read_text_file
-from bertcli.data.words import split_words, word_pieces
+from bertcli.data.decoding import read_text_file
+from bertcli.tasks.words import split_words, word_pieces
 from bertcli.errors import UserError
 from bertcli.tokenizer import Tokenizer
 
