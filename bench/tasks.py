@@ -93,7 +93,7 @@ def bertcli_finetune(name: str, files, ckpt: Path, out: Path, *extra) -> dict:
            "--seed", SEED, "--set", "runtime.progress=none", *(QA_FLAGS if task == "qa" else []), *extra]
     seconds, _ = timed(cmd)
     dev = json.loads((run_dir / "best" / "model.json").read_text())["extra"]["dev"]
-    from bertcli.stages.report import read_metrics
+    from bertcli.metrics_log import read_metrics
 
     # the last epoch's dev metrics too: the HF loop scores its last epoch only, so with several
     # epochs that is the like-for-like figure (bertcli's "best" is its best epoch)

@@ -289,7 +289,7 @@ def test_tokenize_train_streams_any_format_and_encode_keeps_lines(tmp_path, docu
 
     expected = load_tokenizer(tok).encode_batch(["Each value holds.", "", "  ", "The second loop", "é ü"])
     assert [[int(i) for i in line.split()] for line in out[:-1]] == expected
-    monkeypatch.setattr("bertcli.data.text.BATCH_BYTES", 7)  # blocks end mid-line: lines are still whole
+    monkeypatch.setattr("bertcli.data.decoding.BATCH_BYTES", 7)  # blocks end mid-line: lines are still whole
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.read_bytes())))
     assert cli("tokenize", "encode", "--tokenizer", tok, "-") == 0
     assert capsys.readouterr().out.split("\n") == out

@@ -26,6 +26,7 @@ from bertcli.errors import UserError
 MANIFEST = "manifest.json"
 STEP_DIR = re.compile(r"^step-\d{8}$")  # a run's resumable checkpoints: steps/step-00000100/
 CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"  # a run's log, one JSON record per line (bertcli.metrics_log reads it)
 FORMAT_VERSION = 1
 # In every staging folder until the moment it is renamed into place; holds the writer's pid. A folder
 # carrying it is never accepted as finished (a killed fine-tune's staging folder already has a

@@ -179,7 +179,7 @@ def run_one(cfg: FinetuneConfig, ckpt, prepared: Prepared, out: Path) -> dict:
         console.print(f"{'training a ' + settings.head + ' model on frozen features' if features_mode else 'fine-tuning'}"
                       f" {ckpt.folder} for {task.name} on {len(train_set):,} examples"
                       f"{f', {len(labels)} labels' if labels else ''}, {total} steps; dev {len(dev_set):,} examples")
-        metrics_path = tmp / "metrics.jsonl"
+        metrics_path = tmp / artifacts.METRICS
         artifacts.write_manifest(tmp, "finetune-run", config.to_dict(cfg),
                                  [Path(cfg.data.train), Path(cfg.data.dev)], task=cfg.task, labels=labels,
                                  hardware=hardware(device))

@@ -19,6 +19,7 @@ from rich.table import Table
 from bertcli import artifacts
 from bertcli.data.corpus_checks import corpus_warnings
 from bertcli.errors import UserError
+from bertcli.metrics_log import last_record
 from bertcli.tokenizer import load_tokenizer
 
 SAMPLE_TEXT = "The quick brown fox jumps over the lazy dog."
@@ -112,7 +113,7 @@ def _describe_run(folder: Path) -> dict[str, Any]:
     manifest = artifacts.read_manifest(folder) or {}
     steps = [p.name for p in artifacts.step_dirs(folder)]
     info = {"kind": manifest.get("kind"), "path": str(folder), "created": manifest.get("created"),
-            "steps": steps, "last_metrics": _last_metrics(folder / "metrics.jsonl")}
+            "steps": steps, "last_metrics": last_record(folder / artifacts.METRICS)}
     for name in ("best", "final"):
         if (folder / name).is_dir():
             info[name] = _describe_checkpoint(folder / name)
@@ -160,18 +161,6 @@ def _config(folder: Path) -> dict[str, Any]:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError:
         raise UserError(f"{path}: not valid YAML; the folder is damaged, rebuild it") from None
-
-
-def _last_metrics(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not lines:
-        return None
-    try:
-        return json.loads(lines[-1])
-    except json.JSONDecodeError:
-        return {"unparsed": lines[-1]}  # a run killed mid-write leaves half a line
 
 
 def _product(shape) -> int:

@@ -161,7 +161,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     warn_if_slow_dtype(device, cfg.runtime.dtype)
     seed_everything(cfg.train.seed + rank)  # ranks draw different dropout masks
 
-    metrics_path = run_dir / "metrics.jsonl"
+    metrics_path = run_dir / artifacts.METRICS
     resume_from = resume_point(run_dir, cfg) if resume else None
     if resume_from is None:  # refuse a wrong --out before any weights are read
         artifacts.check_output_target(run_dir, "pretrain-run", inputs=[cfg.corpus, cfg.eval_corpus, cfg.init_from])

@@ -30,9 +30,9 @@ import yaml
 from bertcli import artifacts
 from bertcli.console import console
 from bertcli.errors import UserError
+from bertcli.metrics_log import read_metrics
 
 RUN_KINDS = ("pretrain-run", "finetune-run")
-METRICS = "metrics.jsonl"
 # train-record keys drawn in the fixed figures; any other numeric key gets a figure of its own
 KNOWN_TRAIN_KEYS = {"step", "split", "epoch", "loss", "mlm_loss", "nsp_loss", "lr", "tokens_per_s", "tokens_seen",
                     "grad_norm", "mlm_accuracy", "nsp_accuracy"}
@@ -63,30 +63,6 @@ class Run:
 # ----------------------------------------------------------------------------- reading runs
 
 
-def read_metrics(path: Path) -> tuple[list[dict], bool]:
-    """The records of a metrics.jsonl; a last line cut short (a run still writing, or killed) is
-    skipped and reported as partial. A damaged line elsewhere is an error naming its line."""
-    if not path.is_file():
-        return [], False
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
-    records, partial = [], False
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict) or not isinstance(record.get("step"), (int, float)):
-                raise ValueError("no step")
-        except ValueError:
-            if number >= len(lines) - 1 and not any(rest.strip() for rest in lines[number:]):
-                partial = True  # the writer had not finished this line
-                continue
-            raise UserError(f"{path}:{number}: not a metrics record ({line[:40]!r}); the file is damaged, "
-                            f"remove that line to report the rest")
-        records.append(record)
-    return records, partial
-
-
 def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.exists():
@@ -109,9 +85,9 @@ def load_run(path: str | Path) -> Run:
         run_config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     except (yaml.YAMLError, UnicodeDecodeError):
         raise UserError(f"{config_path}: not valid YAML; the run folder is damaged")
-    records, partial = read_metrics(path / METRICS)
+    records, partial = read_metrics(path / artifacts.METRICS)
     if not records:
-        raise UserError(f"{path / METRICS}: no metrics yet; a run logs every train.log_every steps, "
+        raise UserError(f"{path / artifacts.METRICS}: no metrics yet; a run logs every train.log_every steps, "
                         f"report it once it has")
     return Run(path, _display_name(path), manifest["kind"], manifest, run_config or {}, records, partial,
                _model_of(path))
@@ -399,7 +375,7 @@ def _wall_time(run: Run) -> str:
     """From the manifest's creation (the run's start, or its last --resume) to the last metrics write."""
     try:
         start = datetime.datetime.fromisoformat(run.manifest["created"]).timestamp()
-        end = os.path.getmtime(run.path / METRICS)
+        end = os.path.getmtime(run.path / artifacts.METRICS)
     except (KeyError, ValueError, OSError):
         return "-"
     seconds = max(end - start, 0)
@@ -508,7 +484,7 @@ def run(run_paths: list[str | Path], out: str | Path | None = None) -> Path:
         count = sum(len(section) for _, section in sections)
     for run_ in runs:
         if run_.partial_line:
-            console.print(f"[yellow]note:[/] {run_.path / METRICS}: last line still being written; left out")
+            console.print(f"[yellow]note:[/] {run_.path / artifacts.METRICS}: last line still being written; left out")
     console.print(f"report: {out / 'report.html'} ({count} figures, {len(runs)} run{'s' if len(runs) > 1 else ''})")
     print(out / "report.html")  # the page's path is the command's output: `xdg-open $(bertcli report RUN)`
     return out
