@@ -345,7 +345,7 @@ def test_failed_build_keeps_the_old_corpus(tmp_path, monkeypatch, lines_file, to
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(build_corpus.ShardFiles, "append", broken)
+    monkeypatch.setattr("bertcli.data.shards.ShardFiles.append", broken)
     with pytest.raises(OSError):
         build_corpus.run(config([lines_file], tokenizer_dir, out, seed=5))
     assert json.loads((out / "manifest.json").read_text()) == before

@@ -34,6 +34,14 @@ class BertConfig:
         return dataclasses.asdict(self)
 
     @classmethod
+    def from_preset(cls, name: str, **overrides) -> "BertConfig":
+        """The preset's shape (`preset_shape`) with `overrides` laid over it; an override of None
+        keeps the preset's value, so a ModelSpec's unset sizes can be passed as they are.
+        KeyError for an unknown preset, ValueError for a width the heads do not divide."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return cls(**{**preset_shape(name), **given})
+
+    @classmethod
     def from_dict(cls, data: dict) -> "BertConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

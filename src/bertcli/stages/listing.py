@@ -33,7 +33,7 @@ def preset_rows(vocab_size: int = REFERENCE_VOCAB) -> list[dict]:
     rows = []
     for name in preset_names():
         shape = preset_shape(name)
-        config = BertConfig(vocab_size=vocab_size, **shape)
+        config = BertConfig.from_preset(name, vocab_size=vocab_size)
         total = encoder_parameters(config)
         embeddings = (vocab_size + config.max_position_embeddings + config.type_vocab_size + 2) * config.hidden_size
         rows.append({"preset": name, **shape, "parameters": total, "non_embedding_parameters": total - embeddings})

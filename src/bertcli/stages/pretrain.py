@@ -44,21 +44,20 @@ RESUMABLE_CHANGES = ("out", "train.max_steps", "train.log_every", "train.save_ev
 
 
 def model_config(spec: ModelSpec, vocab_size: int, pad_id: int) -> BertConfig:
+    sizes = {key: getattr(spec, key) for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size")}
     try:
-        shape = preset_shape(spec.preset)
+        return BertConfig.from_preset(spec.preset, vocab_size=vocab_size, pad_token_id=pad_id,
+                                      max_position_embeddings=spec.max_position_embeddings, dropout=spec.dropout,
+                                      attention_dropout=spec.attention_dropout, **sizes)
     except KeyError:
         close = difflib.get_close_matches(spec.preset, preset_names(), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise UserError(f"model.preset: unknown preset {spec.preset!r}{hint}; "
-                        f"choose tiny, mini, small, medium, base, large or L{{2..12}}-H{{128,256,512,768}}")
-    for key in shape:
-        if getattr(spec, key) is not None:
-            shape[key] = getattr(spec, key)
-    if shape["hidden_size"] % shape["num_heads"]:
+                        f"choose tiny, mini, small, medium, base, large or L{{2..12}}-H{{128,256,512,768}}") from None
+    except ValueError:
+        shape = {**preset_shape(spec.preset), **{key: value for key, value in sizes.items() if value is not None}}
         raise UserError(f"model.hidden_size {shape['hidden_size']} is not divisible by model.num_heads "
-                        f"{shape['num_heads']}; choose sizes where it is")
-    return BertConfig(vocab_size=vocab_size, max_position_embeddings=spec.max_position_embeddings,
-                      dropout=spec.dropout, attention_dropout=spec.attention_dropout, pad_token_id=pad_id, **shape)
+                        f"{shape['num_heads']}; choose sizes where it is") from None
 
 
 def resume_point(run: Path, cfg: PretrainConfig):
