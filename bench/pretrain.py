@@ -38,7 +38,7 @@ import torch  # noqa: E402
 from bertcli.config import OptimConfig  # noqa: E402
 from bertcli.model import BertConfig, BertForPretraining  # noqa: E402
 from bertcli.model.heads import IGNORE_INDEX  # noqa: E402
-from bertcli.model.hf import config_to_hf, state_to_hf  # noqa: E402
+from bertcli.hf.bert_weights import config_to_hf, state_to_hf  # noqa: E402
 from bertcli.stages.pretrain import pretraining_losses, unpadded  # noqa: E402
 from bertcli.train.evaluation import to_device  # noqa: E402
 from bertcli.train.loop import train_step  # noqa: E402

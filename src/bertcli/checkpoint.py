@@ -21,6 +21,7 @@ from safetensors.torch import load, save_file
 
 from bertcli import artifacts
 from bertcli.errors import UserError
+from bertcli.hf.folders import refuse_transformers_folder
 from bertcli.model import BertConfig
 from bertcli.tokenizer import Tokenizer, load_tokenizer
 
@@ -74,6 +75,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if manifest and manifest.get("kind") == "pretrain-run":
         raise UserError(f"{path}: this run has no final/ checkpoint yet; pass one of its steps/step-* "
                         f"folders or finish it with `bertcli pretrain --resume`")
+    if not manifest:
+        refuse_transformers_folder(path, "checkpoint")
     kind = f" (a {manifest['kind']} folder)" if manifest else ""
     raise UserError(f"{path}: not a checkpoint{kind}; expected a run folder or its final/ "
                     f"from `bertcli pretrain`, `bertcli finetune` or `bertcli convert`")

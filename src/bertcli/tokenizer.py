@@ -1,10 +1,13 @@
 """Tokenizers: SentencePiece (trained by bertcli) and WordPiece (imported BERTs) behind one interface.
 
-A tokenizer folder holds `tokenizer_config.json` (backend, files, special tokens, lower-casing),
+A tokenizer folder holds `bertcli_tokenizer.json` (backend, files, special tokens, lower-casing),
 the backend's own files, and the usual manifest. Special tokens sit at fixed ids in every
 SentencePiece model bertcli trains: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4. A WordPiece
 vocabulary keeps the ids it came with (bert-base-uncased: [PAD]=0 [UNK]=100 [CLS]=101 ...), so
-its tokenizer_config.json records them under "special_ids".
+its settings file records them under "special_ids".
+
+Folders written before the settings file had its own name hold it as `tokenizer_config.json`, the
+name transformers uses for its own tokenizer settings; they are still read (the keys tell the two apart).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from pathlib import Path
 
 from bertcli import artifacts
 from bertcli.errors import UserError
+from bertcli.hf.folders import refuse_transformers_folder
 
-TOKENIZER_CONFIG = "tokenizer_config.json"
+TOKENIZER_CONFIG = "bertcli_tokenizer.json"
+LEGACY_TOKENIZER_CONFIG = "tokenizer_config.json"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SPM_MODEL = "spm.model"
 WORDPIECE_JSON = "tokenizer.json"
@@ -29,9 +34,10 @@ class Tokenizer:
 
     backend = "abstract"
 
-    def __init__(self, folder: Path, settings: dict):
+    def __init__(self, folder: Path, settings: dict, settings_file: str = TOKENIZER_CONFIG):
         self.folder = Path(folder)
         self.settings = settings
+        self.settings_file = settings_file
         ids = settings["special_ids"]
         self.pad_id, self.unk_id = ids["[PAD]"], ids["[UNK]"]
         self.cls_id, self.sep_id, self.mask_id = ids["[CLS]"], ids["[SEP]"], ids["[MASK]"]
@@ -75,13 +81,13 @@ class Tokenizer:
         raise NotImplementedError
 
     def files(self) -> list[str]:
-        """The backend files that define the tokenizer (besides tokenizer_config.json)."""
+        """The backend files that define the tokenizer (besides its settings file)."""
         return list(self.settings["files"])
 
     def fingerprint(self) -> str:
         """sha256 over the defining files: equal fingerprints tokenise identically."""
         digest = hashlib.sha256()
-        for name in [TOKENIZER_CONFIG] + self.files():
+        for name in [self.settings_file] + self.files():
             digest.update((self.folder / name).read_bytes())
         return digest.hexdigest()
 
@@ -92,7 +98,8 @@ class Tokenizer:
         prepares a corpus for continued pretraining of that model.
         """
         folder.mkdir(parents=True, exist_ok=True)
-        for name in [TOKENIZER_CONFIG] + self.files():
+        shutil.copy2(self.folder / self.settings_file, folder / TOKENIZER_CONFIG)
+        for name in self.files():
             shutil.copy2(self.folder / name, folder / name)
         write_tokenizer_manifest(folder, self, {"copied_from": str(self.folder)})
 
@@ -105,8 +112,8 @@ def write_tokenizer_manifest(folder: Path, tokenizer: Tokenizer, config: dict, i
 class SentencePieceTokenizer(Tokenizer):
     backend = "sentencepiece"
 
-    def __init__(self, folder: Path, settings: dict):
-        super().__init__(folder, settings)
+    def __init__(self, folder: Path, settings: dict, settings_file: str = TOKENIZER_CONFIG):
+        super().__init__(folder, settings, settings_file)
         import sentencepiece
 
         self.sp = sentencepiece.SentencePieceProcessor(model_file=str(self.folder / settings["files"][0]))
@@ -139,8 +146,8 @@ class WordPieceTokenizer(Tokenizer):
 
     backend = "wordpiece"
 
-    def __init__(self, folder: Path, settings: dict):
-        super().__init__(folder, settings)
+    def __init__(self, folder: Path, settings: dict, settings_file: str = TOKENIZER_CONFIG):
+        super().__init__(folder, settings, settings_file)
         from tokenizers import Tokenizer as HFTokenizer
 
         self.tok = HFTokenizer.from_file(str(self.folder / WORDPIECE_JSON))
@@ -166,10 +173,20 @@ class WordPieceTokenizer(Tokenizer):
 BACKENDS: dict[str, type[Tokenizer]] = {"sentencepiece": SentencePieceTokenizer, "wordpiece": WordPieceTokenizer}
 
 
+def settings_path(folder: Path) -> Path | None:
+    """The tokenizer settings file of a bertcli tokenizer folder, under its name or the legacy one."""
+    for name in (TOKENIZER_CONFIG, LEGACY_TOKENIZER_CONFIG):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def load_tokenizer(folder: str | Path) -> Tokenizer:
     folder = Path(folder)
-    path = folder / TOKENIZER_CONFIG
-    if not path.is_file():
+    path = settings_path(folder)
+    if path is None or path.name == LEGACY_TOKENIZER_CONFIG:
+        refuse_transformers_folder(folder, "tokenizer folder")
+    if path is None:
         raise UserError(f"{folder}: not a tokenizer folder (no {TOKENIZER_CONFIG}); "
                         f"make one with `bertcli tokenize train` or `bertcli convert --from hf`")
     damaged = f"{path}: damaged tokenizer settings"
@@ -191,7 +208,7 @@ def load_tokenizer(folder: str | Path) -> Tokenizer:
         if not (folder / name).is_file():
             raise UserError(f"{folder / name}: missing tokenizer file; copy the whole tokenizer folder")
     try:
-        return backend(folder, settings)
+        return backend(folder, settings, path.name)
     except UserError:
         raise
     except Exception as exc:  # each backend's library raises its own types for a corrupt model file

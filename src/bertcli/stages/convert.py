@@ -22,10 +22,10 @@ from safetensors.torch import load_file, save_file
 from bertcli import artifacts
 from bertcli.checkpoint import WEIGHTS, load_checkpoint, save_checkpoint
 from bertcli.errors import UserError
-from bertcli.hf_tokenizer import export_tokenizer, import_wordpiece, read_json
+from bertcli.hf.tokenizer import export_tokenizer, import_wordpiece, read_json
 from bertcli.model.config import BertConfig
 from bertcli.model.encoder import Pooler, init_weights
-from bertcli.model.hf import (
+from bertcli.hf.bert_weights import (
     ARCHITECTURES,
     POOLER,
     TASK_HEADS,

@@ -28,7 +28,7 @@ from bertcli.data.decoding import iter_text_lines
 from bertcli.errors import UserError
 from bertcli.model import BertEncoder
 from bertcli.model.heads import combine_layers, masked_mean
-from bertcli.model.hf import POOLER
+from bertcli.hf.bert_weights import POOLER
 from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tokenizer import Tokenizer
 

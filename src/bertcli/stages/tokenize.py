@@ -13,7 +13,7 @@ from bertcli.data.inputs import InputReport, ReadSettings, read_documents
 from bertcli.data.sentences import split_sentences
 from bertcli.errors import UserError
 from bertcli.console import console
-from bertcli.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece, write_tokenizer_manifest
+from bertcli.tokenizer import Tokenizer, load_tokenizer, settings_path, train_sentencepiece, write_tokenizer_manifest
 
 
 def train(cfg: TokenizeConfig) -> Path:
@@ -82,7 +82,7 @@ def load_any(path: Path) -> Tokenizer:
     if not path.exists():
         raise UserError(f"{path}: not found; pass a tokenizer folder from `bertcli tokenize train`")
     for candidate in (path, path / "tokenizer", path / "final" / "tokenizer", path / "best" / "tokenizer"):
-        if (candidate / "tokenizer_config.json").is_file():
+        if settings_path(candidate) is not None:
             return load_tokenizer(candidate)
     raise UserError(f"{path}: holds no tokenizer; pass a folder from `bertcli tokenize train`")
 

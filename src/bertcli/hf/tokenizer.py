@@ -16,6 +16,7 @@ from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tok
 from tokenizers import Tokenizer as HFTokenizer
 
 from bertcli.errors import UserError
+from bertcli.hf.folders import HF_TOKENIZER_CONFIG
 from bertcli.tokenizer import (
     SPECIAL_TOKENS,
     TOKENIZER_CONFIG,
@@ -25,7 +26,6 @@ from bertcli.tokenizer import (
     load_tokenizer,
 )
 
-HF_TOKENIZER_CONFIG = "tokenizer_config.json"
 HF_SPECIAL_MAP = "special_tokens_map.json"
 # Role in bertcli ([PAD] ...) -> the tokenizer_config.json key that names its piece in transformers.
 _ROLE_KEYS = dict(zip(SPECIAL_TOKENS, ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")))
