@@ -7,7 +7,7 @@ number of jobs is in flight, so a streamed input is never read far ahead of the 
 Tasks and results travel as files in a spool folder, and the pool's pipes carry only their
 names. A pipe moves 64 KB per turn of the two processes, and with both cores busy a
 megabyte of examples took up to a third of a second, the worker waiting (a timeline of the 2-worker
-build-corpus, bench/corpus_timeline.py); a file is written in one call and read back from the
+build-corpus, experiments/corpus_timeline.py); a file is written in one call and read back from the
 page cache. The files are this run's own, written by its processes into a folder it made, the
 same bytes the pipe would carry.
 """
@@ -32,7 +32,7 @@ def start_fork_server(module: str) -> None:
     """Start the server that forks the workers, importing `module` (the workers' functions), if it
     is not running yet. The CLI calls it as soon as build-corpus is known to run, so that the
     server's imports overlap the command's own start-up instead of delaying the first job
-    (bench/corpus_timeline.py shows the pool's start)."""
+    (experiments/corpus_timeline.py shows the pool's start)."""
     if START_METHOD == "forkserver":
         from multiprocessing import forkserver
 

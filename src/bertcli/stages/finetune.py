@@ -120,124 +120,157 @@ def prepare(cfg: FinetuneConfig, ckpt) -> Prepared:
 
 
 def run_one(cfg: FinetuneConfig, ckpt, prepared: Prepared, out: Path) -> dict:
-    task, settings, labels = prepared.task, prepared.settings, prepared.labels
-    train_set, dev_set = prepared.train.encoded, prepared.dev.encoded
-    tokenizer = ckpt.tokenizer()
-    arch = BertConfig.from_dict({**ckpt.config.to_dict(),
-                                 **({"dropout": cfg.dropout} if cfg.dropout is not None else {})})
-    features_mode = cfg.mode == "features"
-    device = pick_device(cfg.runtime.device)
-    warn_if_slow_dtype(device, cfg.runtime.dtype)
-    seed_everything(cfg.train.seed)
-    if features_mode:
-        model = task.build_feature_model(arch, labels, settings, cfg.classifier_dropout)
-    else:
-        model = task.build_model(arch, labels, settings, cfg.classifier_dropout)
-    encoder = {k[len(ENCODER_PREFIX):]: v for k, v in ckpt.encoder_state().items()}
-    model.bert.load_state_dict(encoder)  # strict: every encoder weight must come from the checkpoint
-    missing = [name for name in ckpt.extra.get("missing", []) if name.startswith("bert.")]
-    if missing:
-        console.print(f"[yellow]note:[/] {ckpt.folder} was imported without {', '.join(missing)}; "
-                      f"those weights start from random initialisation")
-    model.to(device)
-    optim = dataclasses.replace(cfg.optim, lr=cfg.features.lr) if features_mode else cfg.optim
-    optimizer = make_optimizer(model, optim)
-    cache = prepared.features
-    if features_mode and not cache:
-        console.print(f"computing {settings.layers} features of {len(train_set) + len(dev_set):,} examples once")
-        for split, data in (("train", train_set), ("dev", dev_set)):
-            cache[split] = [f.astype(np.float16) for f in forward_all(
-                model, data, tokenizer.pad_id, 64, "fp32",
-                run=lambda m, idx, b: m.features(b["input_ids"], b["token_type_ids"], b["attention_mask"]))]
-
-    if cfg.data.group_by_length:
-        batches = LengthGroupedBatches(train_set.lengths(), cfg.train.batch_size, cfg.train.seed)
-    else:
-        batches = WholeEpochBatches(len(train_set), cfg.train.batch_size, cfg.train.seed)
-    steps_per_epoch = batches.steps_per_epoch
-    total = cfg.train.max_steps or math.ceil(cfg.train.epochs * steps_per_epoch)
-    micro = cfg.train.batch_size // cfg.train.grad_accum
-    metric = task.selection_metric
-    best = {"score": -math.inf, "epoch": 0, "checks_since": 0}
-    heads = ["head"] if features_mode else [name for name, _ in model.named_children() if name != "bert"]
-
-    def cached_batch(split: str, indices, batch: dict) -> dict:
-        features = [cache[split][i] for i in indices]
-        shape = (len(features), int(batch["attention_mask"].shape[1]), *features[0].shape[1:]) \
-            if task.per_token else (len(features), *features[0].shape)
-        padded = np.zeros(shape, dtype=np.float32)
-        for row, f in enumerate(features):
-            padded[row, :len(f)] = f
-        return {**batch, "features": torch.from_numpy(padded).to(device)}
-
-    def outputs_of(model, batch):
-        if features_mode:
-            return model.head(batch["features"], batch["attention_mask"])
-        return model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
-
+    recipe = FinetuneRecipe(cfg, ckpt, prepared)
+    recipe.setup()
     with artifacts.staged_folder(out) as tmp:  # first, so that an unwritable --out fails before any message
-        console.print(f"{'training a ' + settings.head + ' model on frozen features' if features_mode else 'fine-tuning'}"
-                      f" {ckpt.folder} for {task.name} on {len(train_set):,} examples"
-                      f"{f', {len(labels)} labels' if labels else ''}, {total} steps; dev {len(dev_set):,} examples")
-        metrics_path = tmp / artifacts.METRICS
-        artifacts.write_manifest(tmp, "finetune-run", config.to_dict(cfg),
-                                 [Path(cfg.data.train), Path(cfg.data.dev)], task=cfg.task, labels=labels,
-                                 hardware=hardware(device))
-
-        def save(folder: Path, extra: dict) -> None:
-            info = {"settings": settings.to_dict(), "init": str(ckpt.folder), "mode": cfg.mode,
-                    "columns": settings.columns, "max_seq_len": settings.max_seq_len}
-            save_checkpoint(folder, model.state_dict(), arch, cfg.task, heads, tokenizer,
-                            labels=labels, extra={**info, **extra}, run_config=config.to_dict(cfg))
-
-        def micro_batches(step: int):
-            indices = batches.indices(step)
-            out = []
-            for i in range(0, len(indices), micro):
-                part = indices[i:i + micro]
-                batch = to_device(train_set.batch(part, tokenizer.pad_id), device)
-                if features_mode:
-                    batch = cached_batch("train", part, batch)
-                out.append({**batch, "share": len(part) / len(indices)})
-            return out
-
-        def losses(model, batch):
-            return {"loss": task.loss(outputs_of(model, batch), batch) * batch["share"]}
-
-        def after_step(done: int) -> None:
-            best["last_step"] = done
-            if done % steps_per_epoch and done != total:
-                return
-            epoch = done / steps_per_epoch
-            run = (lambda m, idx, b: outputs_of(m, cached_batch("dev", idx, b))) if features_mode else None
-            outputs = forward_all(model, dev_set, tokenizer.pad_id, 2 * cfg.train.batch_size, cfg.runtime.dtype, run)
-            result = task.metrics(prepared.dev, outputs, labels, settings)
-            append_metrics(metrics_path, {"step": done, "epoch": round(epoch, 3), "split": "dev", **result})
-            console.print(f"epoch {epoch:.2f}: dev {task.summary(result)}")
-            if result[metric] > best["score"]:
-                best.update(score=result[metric], epoch=epoch, step=done, dev=result, checks_since=0)
-                save(tmp / "best", {"epoch": epoch, "step": done, "dev": result})
-            else:
-                best["checks_since"] += 1
-                if cfg.patience and best["checks_since"] >= cfg.patience and done != total:
-                    raise EarlyStop()
-
-        job = TrainJob(total_steps=total, peak_lr=optim.lr,
-                       warmup=warmup_steps(total, optim.warmup_steps, optim.warmup_ratio),
-                       grad_clip=optim.grad_clip, log_every=cfg.train.log_every,
-                       micro_batches=micro_batches, losses=losses,
-                       after_step=after_step, metrics_path=metrics_path, dtype=cfg.runtime.dtype,
-                       description=f"finetune {task.name}")
-        try:
-            with events.tensorboard(metrics_path, tmp / "tensorboard", cfg.runtime.tensorboard):
-                train_loop(torch.compile(model) if cfg.runtime.compile else model, optimizer, job, 0,
-                           cfg.runtime.progress)
-        except EarlyStop:
-            console.print(f"early stop: dev {metric} has not improved for {cfg.patience} epochs")
-        save(tmp / "final", {"step": best.get("last_step", total)})
+        recipe.train(tmp)
+        recipe.save(tmp / "final", {"step": recipe.best.get("last_step", recipe.total)})
+    metric, best = prepared.task.selection_metric, recipe.best
     console.print(f"best dev {metric} {best['score']:.4f} at epoch {best['epoch']:.2f}; "
                   f"fine-tuned model: {out / 'best'}")
     return {"score": best["score"], "epoch": best["epoch"], "dev": best.get("dev", {})}
+
+
+class FinetuneRecipe:
+    """One seed's fine-tuning in two steps: `setup` (the task model with the checkpoint's encoder,
+    the optimizer, the batches; in features mode the frozen features, computed once for all seeds)
+    and `train` into a staged run folder (the dev set after every epoch keeps best/ and can stop
+    early); `save` writes a checkpoint of the model as it stands."""
+
+    def __init__(self, cfg: FinetuneConfig, ckpt, prepared: Prepared):
+        self.cfg, self.ckpt, self.prepared = cfg, ckpt, prepared
+        self.task, self.settings, self.labels = prepared.task, prepared.settings, prepared.labels
+        self.train_set, self.dev_set = prepared.train.encoded, prepared.dev.encoded
+        self.features_mode = cfg.mode == "features"
+        self.best = {"score": -math.inf, "epoch": 0, "checks_since": 0}
+
+    # ------------------------------------------------------------------------- setup
+
+    def setup(self) -> None:
+        cfg, task, ckpt = self.cfg, self.task, self.ckpt
+        self.tokenizer = ckpt.tokenizer()
+        self.arch = BertConfig.from_dict({**ckpt.config.to_dict(),
+                                          **({"dropout": cfg.dropout} if cfg.dropout is not None else {})})
+        self.device = pick_device(cfg.runtime.device)
+        warn_if_slow_dtype(self.device, cfg.runtime.dtype)
+        seed_everything(cfg.train.seed)
+        build = task.build_feature_model if self.features_mode else task.build_model
+        self.model = build(self.arch, self.labels, self.settings, cfg.classifier_dropout)
+        encoder = {k[len(ENCODER_PREFIX):]: v for k, v in ckpt.encoder_state().items()}
+        self.model.bert.load_state_dict(encoder)  # strict: every encoder weight must come from the checkpoint
+        missing = [name for name in ckpt.extra.get("missing", []) if name.startswith("bert.")]
+        if missing:
+            console.print(f"[yellow]note:[/] {ckpt.folder} was imported without {', '.join(missing)}; "
+                          f"those weights start from random initialisation")
+        self.model.to(self.device)
+        self.optim = dataclasses.replace(cfg.optim, lr=cfg.features.lr) if self.features_mode else cfg.optim
+        self.optimizer = make_optimizer(self.model, self.optim)
+        if self.features_mode and not self.prepared.features:
+            self._compute_features()
+        if cfg.data.group_by_length:
+            self.batches = LengthGroupedBatches(self.train_set.lengths(), cfg.train.batch_size, cfg.train.seed)
+        else:
+            self.batches = WholeEpochBatches(len(self.train_set), cfg.train.batch_size, cfg.train.seed)
+        self.steps_per_epoch = self.batches.steps_per_epoch
+        self.total = cfg.train.max_steps or math.ceil(cfg.train.epochs * self.steps_per_epoch)
+        self.micro = cfg.train.batch_size // cfg.train.grad_accum
+        self.heads = ["head"] if self.features_mode else [name for name, _ in self.model.named_children()
+                                                         if name != "bert"]
+
+    def _compute_features(self) -> None:
+        cache, settings = self.prepared.features, self.settings
+        console.print(f"computing {settings.layers} features of {len(self.train_set) + len(self.dev_set):,} "
+                      f"examples once")
+        for split, data in (("train", self.train_set), ("dev", self.dev_set)):
+            cache[split] = [f.astype(np.float16) for f in forward_all(
+                self.model, data, self.tokenizer.pad_id, 64, "fp32",
+                run=lambda m, idx, b: m.features(b["input_ids"], b["token_type_ids"], b["attention_mask"]))]
+
+    # ------------------------------------------------------------------------- train
+
+    def train(self, folder: Path) -> None:
+        cfg, task, settings = self.cfg, self.task, self.settings
+        self.folder = folder
+        console.print(f"{'training a ' + settings.head + ' model on frozen features' if self.features_mode else 'fine-tuning'}"
+                      f" {self.ckpt.folder} for {task.name} on {len(self.train_set):,} examples"
+                      f"{f', {len(self.labels)} labels' if self.labels else ''}, {self.total} steps; "
+                      f"dev {len(self.dev_set):,} examples")
+        self.metrics_path = folder / artifacts.METRICS
+        artifacts.write_manifest(folder, "finetune-run", config.to_dict(cfg),
+                                 [Path(cfg.data.train), Path(cfg.data.dev)], task=cfg.task, labels=self.labels,
+                                 hardware=hardware(self.device))
+        job = TrainJob(total_steps=self.total, peak_lr=self.optim.lr,
+                       warmup=warmup_steps(self.total, self.optim.warmup_steps, self.optim.warmup_ratio),
+                       grad_clip=self.optim.grad_clip, log_every=cfg.train.log_every,
+                       micro_batches=self.micro_batches, losses=self.losses,
+                       after_step=self.after_step, metrics_path=self.metrics_path, dtype=cfg.runtime.dtype,
+                       description=f"finetune {task.name}")
+        try:
+            with events.tensorboard(self.metrics_path, folder / "tensorboard", cfg.runtime.tensorboard):
+                train_loop(torch.compile(self.model) if cfg.runtime.compile else self.model, self.optimizer, job, 0,
+                           cfg.runtime.progress)
+        except EarlyStop:
+            console.print(f"early stop: dev {task.selection_metric} has not improved for {cfg.patience} epochs")
+
+    def micro_batches(self, step: int) -> list[dict]:
+        indices = self.batches.indices(step)
+        out = []
+        for i in range(0, len(indices), self.micro):
+            part = indices[i:i + self.micro]
+            batch = to_device(self.train_set.batch(part, self.tokenizer.pad_id), self.device)
+            if self.features_mode:
+                batch = self._with_features("train", part, batch)
+            out.append({**batch, "share": len(part) / len(indices)})
+        return out
+
+    def losses(self, model, batch: dict) -> dict:
+        return {"loss": self.task.loss(self._outputs(model, batch), batch) * batch["share"]}
+
+    def after_step(self, done: int) -> None:
+        """At each epoch's end (and the last step): the dev metrics, best/ when they improved, and
+        an early stop after `patience` epochs without."""
+        cfg, task, best = self.cfg, self.task, self.best
+        best["last_step"] = done
+        if done % self.steps_per_epoch and done != self.total:
+            return
+        epoch = done / self.steps_per_epoch
+        run = (lambda m, idx, b: self._outputs(m, self._with_features("dev", idx, b))) if self.features_mode else None
+        outputs = forward_all(self.model, self.dev_set, self.tokenizer.pad_id, 2 * cfg.train.batch_size,
+                              cfg.runtime.dtype, run)
+        result = task.metrics(self.prepared.dev, outputs, self.labels, self.settings)
+        append_metrics(self.metrics_path, {"step": done, "epoch": round(epoch, 3), "split": "dev", **result})
+        console.print(f"epoch {epoch:.2f}: dev {task.summary(result)}")
+        if result[task.selection_metric] > best["score"]:
+            best.update(score=result[task.selection_metric], epoch=epoch, step=done, dev=result, checks_since=0)
+            self.save(self.folder / "best", {"epoch": epoch, "step": done, "dev": result})
+        else:
+            best["checks_since"] += 1
+            if cfg.patience and best["checks_since"] >= cfg.patience and done != self.total:
+                raise EarlyStop()
+
+    def _outputs(self, model, batch: dict):
+        if self.features_mode:
+            return model.head(batch["features"], batch["attention_mask"])
+        return model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+
+    def _with_features(self, split: str, indices, batch: dict) -> dict:
+        """The batch plus its cached features, padded to the batch's length (per-token tasks)."""
+        features = [self.prepared.features[split][i] for i in indices]
+        shape = (len(features), int(batch["attention_mask"].shape[1]), *features[0].shape[1:]) \
+            if self.task.per_token else (len(features), *features[0].shape)
+        padded = np.zeros(shape, dtype=np.float32)
+        for row, f in enumerate(features):
+            padded[row, :len(f)] = f
+        return {**batch, "features": torch.from_numpy(padded).to(self.device)}
+
+    # ------------------------------------------------------------------------- save
+
+    def save(self, folder: Path, extra: dict) -> None:
+        cfg, settings = self.cfg, self.settings
+        info = {"settings": settings.to_dict(), "init": str(self.ckpt.folder), "mode": cfg.mode,
+                "columns": settings.columns, "max_seq_len": settings.max_seq_len}
+        save_checkpoint(folder, self.model.state_dict(), self.arch, cfg.task, self.heads, self.tokenizer,
+                        labels=self.labels, extra={**info, **extra}, run_config=config.to_dict(cfg))
 
 
 def summarize(seeds: list[int], results: list[dict], task: Task) -> dict:

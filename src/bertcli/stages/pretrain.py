@@ -137,167 +137,218 @@ def load_run_config(path: str | Path | None, sets: list[str], flags: dict, resum
 
 
 def run(cfg: PretrainConfig, resume: bool = False) -> Path:
-    if resume:
-        check_resume_target(cfg.out)
-    if not cfg.corpus:
-        raise UserError("pretrain: no corpus; pass --corpus CORPUS (a folder from `bertcli build-corpus`)")
-    if not cfg.out:
-        raise UserError("pretrain: no run folder; pass --out RUN")
-    run_dir = Path(cfg.out)
-    reader = CorpusReader(cfg.corpus, "train")
-    eval_reader = open_eval_reader(cfg)
-    tokenizer = load_tokenizer(Path(cfg.corpus) / "tokenizer")
-    if eval_reader is not None and eval_reader.tokenizer_fingerprint != reader.tokenizer_fingerprint:
-        raise UserError(f"{cfg.eval_corpus}: built with a different tokenizer than {cfg.corpus}; "
-                        f"rebuild it with --tokenizer {cfg.corpus}/tokenizer")
+    recipe = PretrainRecipe(cfg, resume)
+    recipe.setup()
+    with events.tensorboard(recipe.metrics_path, recipe.run_dir / "tensorboard", cfg.runtime.tensorboard and is_main()):
+        recipe.train()
+        result = recipe.finish()
+    if result is not None:
+        nsp = f"NSP accuracy {result['nsp_accuracy']:.4f} " if "nsp_accuracy" in result else ""
+        console.print(f"held-out: MLM accuracy {result['mlm_accuracy']:.4f}, perplexity {result['perplexity']:.2f}, "
+                      f"{nsp}({result['examples']} examples)")
+    console.print(f"pretrained model: {recipe.run_dir / 'final'}")
+    return recipe.run_dir / "final"
 
-    rank, world = init_distributed(cfg.runtime.device)
-    per_rank = check_split(cfg, world)
-    configure(cfg.runtime.threads)
-    device = pick_device(cfg.runtime.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", torch.cuda.current_device())
-    warn_if_slow_dtype(device, cfg.runtime.dtype)
-    seed_everything(cfg.train.seed + rank)  # ranks draw different dropout masks
 
-    metrics_path = run_dir / artifacts.METRICS
-    resume_from = resume_point(run_dir, cfg) if resume else None
-    if resume_from is None:  # refuse a wrong --out before any weights are read
-        artifacts.check_output_target(run_dir, "pretrain-run", inputs=[cfg.corpus, cfg.eval_corpus, cfg.init_from])
-        if artifacts.step_dirs(run_dir) or (run_dir / "final").exists():
-            raise UserError(f"{run_dir}: holds a run already; continue it with --resume or choose another --out")
-    # On resume the weights come from the step checkpoint, so --init-from is not read again.
-    init = load_checkpoint(cfg.init_from) if cfg.init_from and resume_from is None else None
-    if resume_from is not None:
-        arch = resume_from.config
-    elif init is not None:
-        if init.tokenizer().fingerprint() != reader.tokenizer_fingerprint:
-            raise UserError(f"{cfg.corpus}: built with a different tokenizer than {cfg.init_from}; rebuild "
-                            f"the corpus with --tokenizer {init.folder}/tokenizer")
-        arch = BertConfig.from_dict({**init.config.to_dict(), "dropout": cfg.model.dropout,
-                                     "attention_dropout": cfg.model.attention_dropout})
-    else:
-        arch = model_config(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
-    for folder, corpus in ((cfg.corpus, reader), (cfg.eval_corpus or cfg.corpus, eval_reader)):
-        if corpus is not None:
-            check_fits(folder, corpus, arch)
+class PretrainRecipe:
+    """One pretraining run in three steps: `setup` (inputs checked, model, optimizer and run folder
+    ready, or restored from the last checkpoint), `train` (the loop, saving and evaluating on
+    schedule; a signal ends it with a checkpoint) and `finish` (final/ and the held-out figures).
 
-    model = BertForPretraining(arch)
-    if init is not None:
-        report_init(model, init)
-    model.to(device)
-    optimizer = make_optimizer(model, cfg.optim)
-    scaler = grad_scaler(device, cfg.runtime.dtype)
-    state = RunState()
-    if resume_from is not None:
-        model.load_state_dict(resume_from.state_dict())
-        state = load_train_state(resume_from.folder, optimizer, rank, world, scaler)
+    `self.state` is the one RunState of the run: the loop advances it, checkpoints record it, and a
+    rewind replaces it with the checkpoint's (the loop goes on with the object `rewind` returns)."""
+
+    def __init__(self, cfg: PretrainConfig, resume: bool = False):
+        self.cfg, self.resume = cfg, resume
+        self.run_dir = Path(cfg.out)
+        self.metrics_path = self.run_dir / artifacts.METRICS
+        self.state = RunState()
+
+    # ------------------------------------------------------------------------- setup
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self._read_inputs()
+        self._start_runtime()
+        resume_from = resume_point(self.run_dir, cfg) if self.resume else None
+        if resume_from is None:  # refuse a wrong --out before any weights are read
+            artifacts.check_output_target(self.run_dir, "pretrain-run",
+                                          inputs=[cfg.corpus, cfg.eval_corpus, cfg.init_from])
+            if artifacts.step_dirs(self.run_dir) or (self.run_dir / "final").exists():
+                raise UserError(f"{self.run_dir}: holds a run already; continue it with --resume or choose another --out")
+        self._build_model(resume_from)
+        self._open_run_folder(resume_from)
+        # Without NSP (an MLM-only corpus) the pooler and NSP head get no gradient; DDP must be told,
+        # or it waits for their gradients forever.
+        wrapped = (DistributedDataParallel(self.model, find_unused_parameters=not self.reader.has_nsp)
+                   if self.world > 1 else self.model)
+        self.compiled = torch.compile(wrapped) if cfg.runtime.compile else wrapped
+        self.total = horizon(cfg, self.reader)
+        self.batches = EpochBatches(len(self.reader), cfg.train.batch_size, cfg.train.seed)
+        self.micro = self.per_rank // cfg.train.grad_accum
+
+    def _read_inputs(self) -> None:
+        cfg = self.cfg
+        if self.resume:
+            check_resume_target(cfg.out)
+        if not cfg.corpus:
+            raise UserError("pretrain: no corpus; pass --corpus CORPUS (a folder from `bertcli build-corpus`)")
+        if not cfg.out:
+            raise UserError("pretrain: no run folder; pass --out RUN")
+        self.reader = CorpusReader(cfg.corpus, "train")
+        self.eval_reader = open_eval_reader(cfg)
+        self.tokenizer = load_tokenizer(Path(cfg.corpus) / "tokenizer")
+        if self.eval_reader is not None and self.eval_reader.tokenizer_fingerprint != self.reader.tokenizer_fingerprint:
+            raise UserError(f"{cfg.eval_corpus}: built with a different tokenizer than {cfg.corpus}; "
+                            f"rebuild it with --tokenizer {cfg.corpus}/tokenizer")
+
+    def _start_runtime(self) -> None:
+        cfg = self.cfg
+        self.rank, self.world = init_distributed(cfg.runtime.device)
+        self.per_rank = check_split(cfg, self.world)
+        configure(cfg.runtime.threads)
+        device = pick_device(cfg.runtime.device)
+        if device.type == "cuda" and self.world > 1:
+            device = torch.device("cuda", torch.cuda.current_device())
+        self.device = device
+        warn_if_slow_dtype(device, cfg.runtime.dtype)
+        seed_everything(cfg.train.seed + self.rank)  # ranks draw different dropout masks
+
+    def _build_model(self, resume_from) -> None:
+        cfg = self.cfg
+        # On resume the weights come from the step checkpoint, so --init-from is not read again.
+        init = load_checkpoint(cfg.init_from) if cfg.init_from and resume_from is None else None
+        if resume_from is not None:
+            arch = resume_from.config
+        elif init is not None:
+            if init.tokenizer().fingerprint() != self.reader.tokenizer_fingerprint:
+                raise UserError(f"{cfg.corpus}: built with a different tokenizer than {cfg.init_from}; rebuild "
+                                f"the corpus with --tokenizer {init.folder}/tokenizer")
+            arch = BertConfig.from_dict({**init.config.to_dict(), "dropout": cfg.model.dropout,
+                                         "attention_dropout": cfg.model.attention_dropout})
+        else:
+            arch = model_config(cfg.model, self.tokenizer.vocab_size, self.tokenizer.pad_id)
+        for folder, corpus in ((cfg.corpus, self.reader), (cfg.eval_corpus or cfg.corpus, self.eval_reader)):
+            if corpus is not None:
+                check_fits(folder, corpus, arch)
+        self.arch = arch
+        self.model = BertForPretraining(arch)
+        if init is not None:
+            report_init(self.model, init)
+        self.model.to(self.device)
+        self.optimizer = make_optimizer(self.model, cfg.optim)
+        self.scaler = grad_scaler(self.device, cfg.runtime.dtype)
+
+    def _open_run_folder(self, resume_from) -> None:
+        cfg = self.cfg
+        if resume_from is not None:
+            self.model.load_state_dict(resume_from.state_dict())
+            self.state = load_train_state(resume_from.folder, self.optimizer, self.rank, self.world, self.scaler)
+            if is_main():
+                truncate_metrics(self.metrics_path, self.state.step)
+            console.print(f"resuming {self.run_dir} from step {self.state.step}")
+        elif is_main():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.metrics_path.unlink(missing_ok=True)
+        # Written again on resume, so that the run's config.yaml always says how it was last continued
+        # (a resume that raised train.max_steps stays raised for the next plain --resume).
         if is_main():
-            truncate_metrics(metrics_path, state.step)
-        console.print(f"resuming {run_dir} from step {state.step}")
-    elif is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        metrics_path.unlink(missing_ok=True)
-    # Written again on resume, so that the run's config.yaml always says how it was last continued
-    # (a resume that raised train.max_steps stays raised for the next plain --resume).
-    if is_main():
-        artifacts.write_manifest(run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus),
-                                 hardware=hardware(device))
-    barrier()
+            artifacts.write_manifest(self.run_dir, "pretrain-run", config.to_dict(cfg), corpus=str(cfg.corpus),
+                                     hardware=hardware(self.device))
+        barrier()
 
-    # Without NSP (an MLM-only corpus) the pooler and NSP head get no gradient; DDP must be told,
-    # or it waits for their gradients forever.
-    wrapped = DistributedDataParallel(model, find_unused_parameters=not reader.has_nsp) if world > 1 else model
-    compiled = torch.compile(wrapped) if cfg.runtime.compile else wrapped
-    total = horizon(cfg, reader)
-    batches = EpochBatches(len(reader), cfg.train.batch_size, cfg.train.seed)
-    micro = per_rank // cfg.train.grad_accum
+    # ------------------------------------------------------------------------- train
 
-    def micro_batches(step: int):
-        indices = batches.indices(step)
-        epochs = batches.epochs(step)
-        mine = slice(rank * per_rank, (rank + 1) * per_rank)  # this rank's share of the step
+    def train(self) -> None:
+        cfg = self.cfg
+        job = TrainJob(total_steps=self.total, peak_lr=cfg.optim.lr,
+                       warmup=warmup_steps(self.total, cfg.optim.warmup_steps, cfg.optim.warmup_ratio),
+                       grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
+                       # Under torchrun, batches are built on the main thread: building one holds a collective.
+                       micro_batches=(Prefetcher(self.micro_batches) if cfg.runtime.prefetch and self.world == 1
+                                      else self.micro_batches),
+                       losses=pretraining_losses, after_step=self.after_step, metrics_path=self.metrics_path,
+                       dtype=cfg.runtime.dtype, description="pretrain", schedule=cfg.optim.schedule,
+                       max_tokens=cfg.train.max_tokens, max_seconds=cfg.train.max_seconds,
+                       max_bad_steps=cfg.train.max_bad_steps,
+                       rewind=self.rewind if cfg.train.on_divergence == "rewind" else None)
+        with StopRequest() as stop:
+            job.stop_requested = stop
+            self.state = train_loop(self.compiled, self.optimizer, job, self.state, cfg.runtime.progress, self.scaler)
+        if self.state.stopped and not self.step_folder(self.state.step).is_dir():
+            self.save(self.step_folder(self.state.step), with_state=True)
+        if self.state.stopped == "signal":  # checkpoint saved: now end as any interrupted command does
+            console.print(f"saved step {self.state.step}; continue with: bertcli pretrain --out {self.run_dir} --resume")
+            raise KeyboardInterrupt if stop.received == signal.SIGINT else exits.Terminated()
+
+    def micro_batches(self, step: int) -> list[dict]:
+        reader, per_rank, micro = self.reader, self.per_rank, self.micro
+        indices = self.batches.indices(step)
+        epochs = self.batches.epochs(step)
+        mine = slice(self.rank * per_rank, (self.rank + 1) * per_rank)  # this rank's share of the step
         parts = [reader.batch(indices[mine][i:i + micro], epochs[mine][i:i + micro]) for i in range(0, per_rank, micro)]
         # Each micro-batch's share of the step (all ranks), so that accumulated losses equal the
         # losses of one big batch: MLM is a mean over the step's masked tokens, NSP over its examples.
         # Masks may be drawn here (dynamic masking), so the count is summed over ranks (a collective).
         masked = [int((part["mlm_labels"] != IGNORE_INDEX).sum()) for part in parts]
-        total_masked = max(sum_over_ranks(sum(masked), device), 1)
-        return [{**to_device(unpadded(part), device), "mlm_share": count / total_masked,
+        total_masked = max(sum_over_ranks(sum(masked), self.device), 1)
+        return [{**to_device(unpadded(part), self.device), "mlm_share": count / total_masked,
                  "nsp_share": len(part["input_ids"]) / len(indices), "tokens": int(part["attention_mask"].sum())}
                 for part, count in zip(parts, masked)]
 
-    def save(folder: Path, with_state: bool) -> None:
+    def after_step(self, done: int) -> None:
+        cfg = self.cfg
+        # The last step gets a resumable checkpoint too, so that a finished run can be extended
+        # later (--resume with a larger train.max_steps).
+        if cfg.train.save_every and (done % cfg.train.save_every == 0 or done == self.total):
+            self.save(self.step_folder(done), with_state=True)
+            if is_main():
+                artifacts.prune_steps(self.run_dir, cfg.train.keep_last)
+        if self.eval_reader is not None and cfg.train.eval_every and done % cfg.train.eval_every == 0 \
+                and done < self.total:
+            self.evaluate(done)
+
+    def rewind(self, bad: RunState) -> RunState:
+        """After too many non-finite steps: back to the last checkpoint with half the lr."""
+        steps = artifacts.step_dirs(self.run_dir)
+        if not steps:
+            raise UserError(f"{bad.skipped} non-finite steps, the last at step {bad.step}, and no checkpoint "
+                            f"to rewind to; lower optim.lr, set train.save_every, or use runtime.dtype=fp32")
+        self.model.load_state_dict(load_checkpoint(steps[-1]).state_dict())
+        restored = load_train_state(steps[-1], self.optimizer, self.rank, self.world, self.scaler)
+        restored.lr_scale, restored.skipped = bad.lr_scale / 2, bad.skipped
+        console.print(f"[yellow]rewind:[/] non-finite steps up to step {bad.step}; back to step {restored.step} "
+                      f"with lr x{restored.lr_scale:g}")
+        self.state = restored
+        return restored
+
+    def evaluate(self, step: int) -> dict:
+        cfg = self.cfg
+        result = evaluate_pretraining(self.model, self.eval_reader, cfg.train.batch_size, cfg.train.eval_examples,
+                                      cfg.runtime.dtype)
+        if is_main():
+            append_metrics(self.metrics_path, {"step": step, "split": "eval", **result})
+        return result
+
+    # ------------------------------------------------------------------------- save
+
+    def step_folder(self, step: int) -> Path:
+        return self.run_dir / "steps" / f"step-{step:08d}"
+
+    def save(self, folder: Path, with_state: bool) -> None:
         rng = rng_streams() if with_state else []  # a collective: every rank takes part
         if not is_main():
             return
         with artifacts.staged_folder(folder) as tmp:
-            save_checkpoint(tmp, model.state_dict(), arch, "pretraining", ["mlm", "nsp"], tokenizer,
-                            run_config=config.to_dict(cfg), extra={"step": state.step})
+            save_checkpoint(tmp, self.model.state_dict(), self.arch, "pretraining", ["mlm", "nsp"], self.tokenizer,
+                            run_config=config.to_dict(self.cfg), extra={"step": self.state.step})
             if with_state:
-                save_train_state(tmp, optimizer, state, rng, scaler)
+                save_train_state(tmp, self.optimizer, self.state, rng, self.scaler)
 
-    def step_folder(step: int) -> Path:
-        return run_dir / "steps" / f"step-{step:08d}"
-
-    def evaluate(step: int) -> dict:
-        result = evaluate_pretraining(model, eval_reader, cfg.train.batch_size, cfg.train.eval_examples,
-                                      cfg.runtime.dtype)
-        if is_main():
-            append_metrics(metrics_path, {"step": step, "split": "eval", **result})
-        return result
-
-    def after_step(done: int) -> None:
-        # The last step gets a resumable checkpoint too, so that a finished run can be extended
-        # later (--resume with a larger train.max_steps).
-        if cfg.train.save_every and (done % cfg.train.save_every == 0 or done == total):
-            save(step_folder(done), with_state=True)
-            if is_main():
-                artifacts.prune_steps(run_dir, cfg.train.keep_last)
-        if eval_reader is not None and cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < total:
-            evaluate(done)
-
-    def rewind(bad: RunState) -> RunState:
-        """After too many non-finite steps: back to the last checkpoint with half the lr."""
-        steps = artifacts.step_dirs(run_dir)
-        if not steps:
-            raise UserError(f"{bad.skipped} non-finite steps, the last at step {bad.step}, and no checkpoint "
-                            f"to rewind to; lower optim.lr, set train.save_every, or use runtime.dtype=fp32")
-        model.load_state_dict(load_checkpoint(steps[-1]).state_dict())
-        restored = load_train_state(steps[-1], optimizer, rank, world, scaler)
-        restored.lr_scale, restored.skipped = bad.lr_scale / 2, bad.skipped
-        console.print(f"[yellow]rewind:[/] non-finite steps up to step {bad.step}; back to step {restored.step} "
-                      f"with lr x{restored.lr_scale:g}")
-        vars(bad).update(vars(restored))  # the one RunState object the loop and save() share
-        return bad
-
-    job = TrainJob(total_steps=total, peak_lr=cfg.optim.lr,
-                   warmup=warmup_steps(total, cfg.optim.warmup_steps, cfg.optim.warmup_ratio),
-                   grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
-                   # Under torchrun, batches are built on the main thread: building one holds a collective.
-                   micro_batches=Prefetcher(micro_batches) if cfg.runtime.prefetch and world == 1 else micro_batches,
-                   losses=pretraining_losses, after_step=after_step, metrics_path=metrics_path,
-                   dtype=cfg.runtime.dtype, description="pretrain", schedule=cfg.optim.schedule,
-                   max_tokens=cfg.train.max_tokens, max_seconds=cfg.train.max_seconds,
-                   max_bad_steps=cfg.train.max_bad_steps,
-                   rewind=rewind if cfg.train.on_divergence == "rewind" else None)
-    with events.tensorboard(metrics_path, run_dir / "tensorboard", cfg.runtime.tensorboard and is_main()):
-        with StopRequest() as stop:
-            job.stop_requested = stop
-            state = train_loop(compiled, optimizer, job, state, cfg.runtime.progress, scaler)
-        if state.stopped and not step_folder(state.step).is_dir():
-            save(step_folder(state.step), with_state=True)
-        if state.stopped == "signal":  # checkpoint saved: now end as any interrupted command does
-            console.print(f"saved step {state.step}; continue with: bertcli pretrain --out {run_dir} --resume")
-            raise KeyboardInterrupt if stop.received == signal.SIGINT else exits.Terminated()
-        save(run_dir / "final", with_state=False)
-        result = evaluate(state.step) if eval_reader is not None else None
-    if result is not None:
-        nsp = f"NSP accuracy {result['nsp_accuracy']:.4f} " if "nsp_accuracy" in result else ""
-        console.print(f"held-out: MLM accuracy {result['mlm_accuracy']:.4f}, perplexity {result['perplexity']:.2f}, "
-                      f"{nsp}({result['examples']} examples)")
-    console.print(f"pretrained model: {run_dir / 'final'}")
-    return run_dir / "final"
+    def finish(self) -> dict | None:
+        """final/ (weights only), then the held-out figures when there is an eval split."""
+        self.save(self.run_dir / "final", with_state=False)
+        return self.evaluate(self.state.step) if self.eval_reader is not None else None
 
 
 def check_split(cfg: PretrainConfig, world: int) -> int:

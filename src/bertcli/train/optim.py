@@ -28,7 +28,7 @@ def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
         return Lamb(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
     # The fused kernel reads and writes each parameter's state once: one launch on GPU, and on CPU
     # 4-5x faster than foreach (5-6x than the per-tensor loop, torch's CPU default) on MiniLM's
-    # 22.9 M parameters (bench/adamw_cpu.py); foreach took an eighth of a short MiniLM fine-tune.
+    # 22.9 M parameters (experiments/adamw_cpu.py); foreach took an eighth of a short MiniLM fine-tune.
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
 
 

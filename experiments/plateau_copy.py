@@ -1,6 +1,6 @@
 """Why small BERTs sit on a unigram plateau: a copy task neither bertcli nor transformers learns fast.
 
-    .venv/bin/python bench/plateau_copy.py [--steps 1500] [--vocab 1000]
+    .venv/bin/python experiments/plateau_copy.py [--steps 1500] [--vocab 1000]
 
 Every sequence is random tokens in identical pairs (a a b b c c ...), 15 % of positions masked
 with [MASK]: each masked token is readable from its neighbour, so a model that can attend to the

@@ -1,6 +1,6 @@
 """What a frozen encoder knows about SST-2: logistic regression on `bertcli embed` sentence vectors.
 
-    .venv/bin/python bench/linear_probe.py CKPT [CKPT ...] [--train FILE] [--dev FILE]
+    .venv/bin/python experiments/linear_probe.py CKPT [CKPT ...] [--train FILE] [--dev FILE]
 
 For each checkpoint and pooling (mean over tokens, raw [CLS]), embeds the training and dev
 sentences through the CLI, fits scikit-learn's LogisticRegression for C in {0.1, 1, 10, 100} and

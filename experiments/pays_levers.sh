@@ -4,8 +4,8 @@
 # (first 2,000 SST-2 training sentences, lr 1e-3, seed 1, best dev epoch of 10). The corpus keeps
 # recipes/corpus/default.yaml's dupe_factor 10: ten differently packed copies of the text, so 1,500
 # steps see part of one pass over the copies (the recipe's corpus packs the text once).
-#   bash bench/pays_levers.sh NAME VOCAB SEQ_LEN BATCH MASK_PROB [STEPS] [POOLING]
-#   bash bench/pays_levers.sh v2k-t32 2000 32 64 0.15          # one row of the table
+#   bash experiments/pays_levers.sh NAME VOCAB SEQ_LEN BATCH MASK_PROB [STEPS] [POOLING]
+#   bash experiments/pays_levers.sh v2k-t32 2000 32 64 0.15          # one row of the table
 # Needs bench/out/pays2/sst2_train_sentences.txt (written by bench/pretraining_pays.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,7 +3,7 @@ runs), foreach (bertcli's CPU path until now) and the fused kernel, on the param
 real model. Interleaved rounds (A, B, C, A, B, C, ...), median time per step, and the largest
 difference of the parameters after the same steps (the three must agree to rounding).
 
-  PYTHONPATH=src .venv/bin/python bench/adamw_cpu.py --checkpoint bench/out/tasks-full/minilm --rounds 5
+  PYTHONPATH=src .venv/bin/python experiments/adamw_cpu.py --checkpoint bench/out/tasks-full/minilm --rounds 5
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 # further with MLM on SST-2's unlabelled training sentences (`pretrain --init-from`, a fresh MLM head:
 # the sentence model ships none), then fine-tuned on the first 2,000 SST-2 training sentences
 # against the imported checkpoint fine-tuned directly: same recipe, lr, pooling and seeds.
-#   bash bench/minilm_dapt.sh            # THREADS=1 SECONDS_BUDGET=900 SEEDS="1 2 3" LR=1e-4 EPOCHS=3
+#   bash experiments/minilm_dapt.sh            # THREADS=1 SECONDS_BUDGET=900 SEEDS="1 2 3" LR=1e-4 EPOCHS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1 PYTHONPATH="$PWD/src"

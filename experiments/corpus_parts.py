@@ -1,6 +1,6 @@
 """build-corpus's two hot loops, this tree against another revision's, on the same synthetic input.
 
-    PYTHONPATH=src .venv/bin/python bench/corpus_parts.py --against 9d442db [--rounds 3]
+    PYTHONPATH=src .venv/bin/python experiments/corpus_parts.py --against 9d442db [--rounds 3]
 
 The pair loop (data.pairs.document_pairs over 26 book-length documents, two dupe copies) and the
 static masking (data.batch_masking.mask_rows over 20,000 examples of up to 128 tokens) of the

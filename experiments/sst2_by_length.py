@@ -5,7 +5,7 @@ half of SST-2's dev sentences are longer than that; this shows where a recipe's 
 Each run's predictions come from `bertcli predict` (its best checkpoint); lengths count the pieces
 of the given tokenizer plus [CLS] and [SEP].
 
-  PYTHONPATH=src .venv/bin/python bench/sst2_by_length.py --tokenizer bench/out/pays4/tok \\
+  PYTHONPATH=src .venv/bin/python experiments/sst2_by_length.py --tokenizer bench/out/pays4/tok \\
       bench/out/pays4/ft/2000-pretrained-lr0.001-mean-s{1,2,3}
 """
 

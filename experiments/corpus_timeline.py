@@ -1,6 +1,6 @@
 """Where a build-corpus run's wall time goes: every worker task and main-process step stamped.
 
-    PYTHONPATH=src .venv/bin/python bench/corpus_timeline.py build-corpus --input BOOKS \
+    PYTHONPATH=src .venv/bin/python experiments/corpus_timeline.py build-corpus --input BOOKS \
         --tokenizer TOK --out OUT --max-seq-len 128 --dupe-factor 5 --workers 2 \
         --set progress=none --input-format lines
 

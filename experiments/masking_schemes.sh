@@ -4,7 +4,7 @@
 # packed sequences with dynamic masking; the statistics are measured from `inspect --dump` output
 # (bench/corpus_stats.py), not from the manifests.
 #
-#   bash bench/masking_schemes.sh            # writes bench/out/schemes/, prints one table
+#   bash experiments/masking_schemes.sh            # writes bench/out/schemes/, prints one table
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
