@@ -16,6 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("BERTCLI_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def bertcli_cache(tmp_path_factory) -> Path:
+    """bertcli's cache (corpus verification records) in the session's temporary folder, not in ~."""
+    cache = tmp_path_factory.mktemp("bertcli-cache")
+    os.environ["BERTCLI_CACHE"] = str(cache)
+    return cache
+
+
 def shared_data(relative: str) -> Path:
     """A file under ../shared/data, or skip the test when the shared data is not beside the repo."""
     path = SHARED_DATA / relative

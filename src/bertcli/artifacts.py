@@ -21,7 +21,9 @@ from typing import Any, Iterator
 import yaml
 
 from bertcli import __version__
+from bertcli.disk_space import DiskFull, free_bytes, is_disk_full, tree_bytes
 from bertcli.errors import UserError
+from bertcli.folder_lock import lock_output
 from bertcli.hf.folders import refuse_transformers_folder
 
 MANIFEST = "manifest.json"
@@ -124,8 +126,11 @@ def require(folder: str | Path, kind: str, what: str = "") -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def staged_folder(out: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `out`; on success it replaces `out`, on failure it vanishes."""
+def staged_folder(out: str | Path, needed_bytes: int | None = None) -> Iterator[Path]:
+    """Yield a temporary folder beside `out`; on success it replaces `out`, on failure it vanishes.
+
+    A failure for lack of space becomes one DiskFull line (`needed_bytes`, when the caller knows
+    the folder's size, goes into it)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(out)
@@ -136,8 +141,13 @@ def staged_folder(out: str | Path) -> Iterator[Path]:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; give it a normal folder's mode
         (tmp / STAGING_MARKER).unlink()
         replace_folder(tmp, out)
-    except BaseException:
+    except BaseException as exc:
+        # (a DiskFull from a folder staged inside this one already names what filled up)
+        full = isinstance(exc, Exception) and not isinstance(exc, UserError) and is_disk_full(exc)
+        written = tree_bytes(tmp) if full else 0
         shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise DiskFull(out, written, free_bytes(out.parent), needed_bytes) from exc
         raise
 
 
@@ -241,7 +251,7 @@ def step_dirs(run: Path) -> list[Path]:
 def check_output_target(out: str | Path, kind: str, flag: str = "--out", inputs=()) -> Path:
     """An output path must be new, empty, or a bertcli folder of the same `kind` (which a successful
     run replaces); never a file, the current folder, one of the `inputs`, or another kind of folder
-    holding other work."""
+    holding other work. Takes the folder's writer lock (bertcli.folder_lock) once the checks pass."""
     if not str(out) or Path(out).resolve() == Path.cwd().resolve():
         raise UserError(f"no output folder given; pass {flag} PATH (a new folder)")
     out = Path(out)
@@ -260,6 +270,7 @@ def check_output_target(out: str | Path, kind: str, flag: str = "--out", inputs=
             raise UserError(f"{out}: is a {manifest.get('kind')} folder; {flag} may only replace a {kind} "
                             f"folder, choose another {flag}")
     check_not_inside(out, list(inputs), flag)
+    lock_output(out, flag)  # from here to the command's end no other bertcli writes `out`
     return out
 
 

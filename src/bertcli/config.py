@@ -201,7 +201,8 @@ class TokenizeConfig:
     def __post_init__(self):
         require(self.vocab_size >= 16, "vocab_size", f"must be >= 16, got {self.vocab_size}")
         require(0 < self.character_coverage <= 1, "character_coverage", "must be in (0, 1]")
-        require(self.max_sentences > 0, "max_sentences", "must be > 0")
+        require(self.max_sentences > 100, "max_sentences",
+                f"must be > 100 (SentencePiece samples at least 101 lines), got {self.max_sentences}")
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,9 @@ class PretrainConfig:
     out: str = setting("", flag="--out", short="-o", help="Run folder to write.")
     eval_corpus: str = ""  # empty: the corpus's own `eval` split if it has one
     init_from: str = setting("", flag="--init-from", help="Start from a checkpoint's weights.")
+    # Shard bytes against the manifest's sha256 and ids against the vocabulary before training:
+    # once (a corpus file verified unchanged is not hashed again) or always.
+    verify_corpus: Literal["once", "always"] = "once"
     model: ModelSpec = field(default_factory=ModelSpec)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

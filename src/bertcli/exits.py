@@ -20,6 +20,7 @@ import traceback
 from typing import Callable, List
 
 from bertcli.errors import UserError
+from bertcli.folder_lock import release_all
 
 HELP = ("Exit codes: 0 ok, 1 unexpected failure (rerun with --debug), 2 bad input (the message names "
         "the file, line or key and the fix), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). "
@@ -140,6 +141,7 @@ def run_cli(app, argv: List[str]) -> None:
     except Exception as exc:  # noqa: BLE001  (the last line of defence: one line, exit 1)
         _unexpected(exc, flags)
     finally:
+        release_all()  # the command's folder locks (the kernel would drop them at exit anyway)
         console.quiet = previous_quiet
         _install(signal.SIGTERM, previous_term)
     sys.exit(code or 0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -216,6 +217,17 @@ def load_tokenizer(folder: str | Path) -> Tokenizer:
                         f"{str(exc).splitlines()[0] if str(exc) else 'damaged'}); copy the tokenizer again")
 
 
+class VocabularyTooLarge(UserError):
+    """The text holds too few distinct pieces for the vocabulary asked for; the stage that trained
+    says what would reach it (it knows how much text went in)."""
+
+    def __init__(self, asked: int, limit: int | None, model_type: str):
+        self.asked, self.limit, self.model_type = asked, limit, model_type
+        most = f"at most {limit:,}" if limit else "fewer"
+        super().__init__(f"tokenize train: the text yields {most} {model_type} pieces, not {asked:,}: lower "
+                         f"--vocab-size{f' to {limit}' if limit else ''} or give more text")
+
+
 def train_sentencepiece(lines, out: Path, vocab_size: int, model_type: str, lowercase: bool,
                         character_coverage: float, max_sentences: int, seed: int) -> None:
     """Train a SentencePiece model from an iterator of text lines into `out`."""
@@ -245,7 +257,8 @@ def train_sentencepiece(lines, out: Path, vocab_size: int, model_type: str, lowe
         message = str(exc).splitlines()[-1] if str(exc) else "training failed"
         message = message.rsplit("] ", 1)[-1]  # drop SentencePiece's source location and check text
         if "Vocabulary size" in message or "vocab_size" in message:
-            raise UserError(f"tokenize train: {message.rstrip('.')}: lower --vocab-size or give more text")
+            limit = re.search(r"<= ?(\d+)", message)
+            raise VocabularyTooLarge(vocab_size, int(limit.group(1)) if limit else None, model_type)
         raise UserError(f"tokenize train: SentencePiece failed: {message}")
     settings = {
         "backend": "sentencepiece",

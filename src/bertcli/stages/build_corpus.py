@@ -44,6 +44,7 @@ from bertcli.data.reading import Tokenised, init_tokenize, text_jobs, tokenize_j
 from bertcli.data.shards import ShardWriter, token_dtype
 from bertcli.data.workers import Workers, state
 from bertcli.errors import UserError
+from bertcli.folder_lock import writes_output
 from bertcli.tokenizer import load_tokenizer
 
 
@@ -54,6 +55,7 @@ SPLIT_CODES = {"train": 0, "eval": 1}
 _HOLDOUT, _PAIRS, _SHUFFLE, _PACK = 0, 1, 2, 3
 
 
+@writes_output
 def run(cfg: BuildCorpusConfig) -> Path:
     out = _check(cfg)
     tokenizer = load_tokenizer(cfg.tokenizer)

@@ -37,6 +37,7 @@ from bertcli.hf.bert_weights import (
     state_from_hf,
     state_to_hf,
 )
+from bertcli.folder_lock import writes_output
 from bertcli.runtime import console
 
 HF_CONFIG = "config.json"
@@ -47,6 +48,7 @@ FORMATS = ("hf",)
 MISSING_WEIGHT_SEED = 0
 
 
+@writes_output
 def run(checkpoint: Path | None, from_format: str | None, to_format: str | None, out: Path) -> Path:
     if (from_format is None) == (to_format is None):
         raise UserError("convert: give exactly one of `--from hf HF_DIR` (import) or `CKPT --to hf` (export)")

@@ -38,6 +38,7 @@ from bertcli.train.evaluation import forward_all, to_device
 from bertcli.train.loop import TrainJob, append_metrics, train_loop
 from bertcli.train.optim import make_optimizer
 from bertcli.train.sampling import LengthGroupedBatches, WholeEpochBatches
+from bertcli.folder_lock import writes_output
 from bertcli.train.schedule import warmup_steps
 
 
@@ -57,6 +58,7 @@ class Prepared:
     features: dict  # features mode: split -> per-example cached features, filled by the first seed
 
 
+@writes_output
 def run(cfg: FinetuneConfig) -> Path:
     for value, flag in ((cfg.init, "--init CKPT"), (cfg.data.train, "--train FILE"), (cfg.data.dev, "--dev FILE"),
                         (cfg.out, "--out FT")):

@@ -16,6 +16,7 @@ from bertcli import artifacts
 from bertcli.console import console
 from bertcli.data.corpus_checks import corpus_warnings
 from bertcli.errors import UserError
+from bertcli.folder_lock import writes_output
 from bertcli.data.corpus_stats import sum_statistics
 
 # settings that may differ between the parts of one corpus
@@ -25,6 +26,7 @@ _SAME = ("tokenizer_fingerprint", "vocab_size", "max_seq_len", "max_predictions_
          "masking", "masking_rule", "token_dtype", "num_shards")
 
 
+@writes_output
 def run(parts: list[str | Path], out: str | Path) -> Path:
     if not parts:
         raise UserError("merge-corpus: no parts given; pass the corpus folders of every --shard-index")

@@ -21,7 +21,9 @@ from torch.nn.parallel import DistributedDataParallel
 from bertcli import artifacts, config, exits
 from bertcli.checkpoint import load_checkpoint, save_checkpoint
 from bertcli.config import ModelSpec, PretrainConfig, load_config
+from bertcli.data.shard_integrity import verify_split
 from bertcli.data.shards import CorpusReader, corpus_splits
+from bertcli.disk_space import free_bytes, human_bytes
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
 from bertcli.model.heads import IGNORE_INDEX
@@ -35,12 +37,13 @@ from bertcli.train.optim import make_optimizer
 from bertcli.train.sampling import EpochBatches
 from bertcli.train.schedule import warmup_steps
 from bertcli.train.prefetch import Prefetcher
+from bertcli.folder_lock import lock_output, writes_output
 from bertcli.train.state import load_train_state, rng_streams, save_train_state
 
 # Keys that may differ between a run and its --resume: where it lives, speed, logging, length.
 RESUMABLE_CHANGES = ("out", "train.max_steps", "train.log_every", "train.save_every", "train.eval_every",
                      "train.eval_examples", "train.max_tokens", "train.max_seconds", "train.max_bad_steps",
-                     "train.on_divergence", "train.keep_last", "runtime.")
+                     "train.on_divergence", "train.keep_last", "verify_corpus", "runtime.")
 
 
 def model_config(spec: ModelSpec, vocab_size: int, pad_id: int) -> BertConfig:
@@ -136,6 +139,7 @@ def load_run_config(path: str | Path | None, sets: list[str], flags: dict, resum
     return load_config(PretrainConfig, path, sets, flags)
 
 
+@writes_output
 def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     recipe = PretrainRecipe(cfg, resume)
     recipe.setup()
@@ -177,6 +181,8 @@ class PretrainRecipe:
             if artifacts.step_dirs(self.run_dir) or (self.run_dir / "final").exists():
                 raise UserError(f"{self.run_dir}: holds a run already; continue it with --resume or choose another --out")
         self._build_model(resume_from)
+        if is_main():  # one rank reads the corpus through; the others wait at the run folder's barrier
+            self._verify_corpus()
         self._open_run_folder(resume_from)
         # Without NSP (an MLM-only corpus) the pooler and NSP head get no gradient; DDP must be told,
         # or it waits for their gradients forever.
@@ -186,11 +192,37 @@ class PretrainRecipe:
         self.total = horizon(cfg, self.reader)
         self.batches = EpochBatches(len(self.reader), cfg.train.batch_size, cfg.train.seed)
         self.micro = self.per_rank // cfg.train.grad_accum
+        if is_main():
+            self._warn_if_disk_too_small()
+
+    def checkpoint_bytes(self, with_state: bool) -> int:
+        """About what one checkpoint takes: the weights, plus AdamW's two moments per weight when it
+        is resumable (so about 3x the weights)."""
+        weights = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        moments = 2 * sum(p.numel() * 4 for p in self.model.parameters() if p.requires_grad)
+        return weights + (moments if with_state else 0)
+
+    def _warn_if_disk_too_small(self) -> None:
+        """Before the first step: can the disk hold the checkpoints the run will keep at once?"""
+        cfg = self.cfg
+        kept = 0
+        if cfg.train.save_every:
+            saves = math.ceil(max(self.total - self.state.step, 0) / cfg.train.save_every)
+            # keep_last of them, plus the next one while it is written, before the oldest goes
+            kept = min(saves, cfg.train.keep_last + 1) if cfg.train.keep_last else saves
+        needed = kept * self.checkpoint_bytes(with_state=True) + self.checkpoint_bytes(with_state=False)
+        free = free_bytes(self.run_dir)
+        if free is not None and free < needed:
+            console.print(f"[yellow]warning:[/] {self.run_dir}: {human_bytes(free)} free, but {kept} resumable "
+                          f"checkpoint(s) of about {human_bytes(self.checkpoint_bytes(True))} and the final model "
+                          f"need about {human_bytes(needed)}; free space, lower train.keep_last, or choose "
+                          f"another --out")
 
     def _read_inputs(self) -> None:
         cfg = self.cfg
         if self.resume:
             check_resume_target(cfg.out)
+            lock_output(cfg.out)  # two --resume of one run would write the same steps/ and metrics.jsonl
         if not cfg.corpus:
             raise UserError("pretrain: no corpus; pass --corpus CORPUS (a folder from `bertcli build-corpus`)")
         if not cfg.out:
@@ -201,6 +233,16 @@ class PretrainRecipe:
         if self.eval_reader is not None and self.eval_reader.tokenizer_fingerprint != self.reader.tokenizer_fingerprint:
             raise UserError(f"{cfg.eval_corpus}: built with a different tokenizer than {cfg.corpus}; "
                             f"rebuild it with --tokenizer {cfg.corpus}/tokenizer")
+
+    def _verify_corpus(self) -> None:
+        cfg = self.cfg
+        for folder, reader in ((cfg.corpus, self.reader), (cfg.eval_corpus or cfg.corpus, self.eval_reader)):
+            if reader is None:
+                continue
+            result = verify_split(folder, reader.split, reader.vocab_size, cfg.verify_corpus)
+            if result["files"]:
+                console.print(f"verified {result['files']} shard files of {folder} ({reader.split}) against its "
+                              f"manifest in {result['seconds']:.1f} s")
 
     def _start_runtime(self) -> None:
         cfg = self.cfg
@@ -339,7 +381,7 @@ class PretrainRecipe:
         rng = rng_streams() if with_state else []  # a collective: every rank takes part
         if not is_main():
             return
-        with artifacts.staged_folder(folder) as tmp:
+        with artifacts.staged_folder(folder, self.checkpoint_bytes(with_state)) as tmp:
             save_checkpoint(tmp, self.model.state_dict(), self.arch, "pretraining", ["mlm", "nsp"], self.tokenizer,
                             run_config=config.to_dict(self.cfg), extra={"step": self.state.step})
             if with_state:

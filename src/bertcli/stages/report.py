@@ -30,6 +30,7 @@ import yaml
 from bertcli import artifacts
 from bertcli.console import console
 from bertcli.errors import UserError
+from bertcli.folder_lock import writes_output
 from bertcli.metrics_log import read_metrics
 
 RUN_KINDS = ("pretrain-run", "finetune-run")
@@ -465,6 +466,7 @@ def default_folder(run: Run) -> Path:
     return run.path / "report"
 
 
+@writes_output
 def run(run_paths: list[str | Path], out: str | Path | None = None) -> Path:
     if not run_paths:
         raise UserError("report: no run given; pass one or more run folders: bertcli report RUN [RUN ...]")

@@ -13,9 +13,12 @@ from bertcli.data.inputs import InputReport, ReadSettings, read_documents
 from bertcli.data.sentences import split_sentences
 from bertcli.errors import UserError
 from bertcli.console import console
-from bertcli.tokenizer import Tokenizer, load_tokenizer, settings_path, train_sentencepiece, write_tokenizer_manifest
+from bertcli.folder_lock import writes_output
+from bertcli.tokenizer import (Tokenizer, VocabularyTooLarge, load_tokenizer, settings_path, train_sentencepiece,
+                               write_tokenizer_manifest)
 
 
+@writes_output
 def train(cfg: TokenizeConfig) -> Path:
     if not cfg.input:
         raise UserError("tokenize train: no input; pass --input FILE (repeatable)")
@@ -27,11 +30,13 @@ def train(cfg: TokenizeConfig) -> Path:
         try:
             train_sentencepiece(counted, tmp, cfg.vocab_size, cfg.model_type, cfg.lowercase,
                                 cfg.character_coverage, cfg.max_sentences, cfg.seed)
-        except UserError:
+        except UserError as exc:
             if counted.error is not None:
                 raise counted.error from None  # the input's own error (file and line), not SentencePiece's
             if not counted.count:
                 raise UserError(f"{cfg.input[0]}: no text to train on; give files with text in them") from None
+            if isinstance(exc, VocabularyTooLarge):
+                raise UserError(vocabulary_advice(exc, counted.count, cfg)) from None
             raise
         tokenizer = load_tokenizer(tmp)
         write_tokenizer_manifest(tmp, tokenizer, config.to_dict(cfg), [Path(p) for p in cfg.input if p != "-"])
@@ -39,6 +44,22 @@ def train(cfg: TokenizeConfig) -> Path:
     console.print(f"tokenizer: {out} ({cfg.model_type}, {cfg.vocab_size} pieces, "
                   f"{'lower-cased' if cfg.lowercase else 'cased'}, trained on {counted.count:,} lines{sampled})")
     return out
+
+
+def vocabulary_advice(exc: VocabularyTooLarge, lines: int, cfg: TokenizeConfig) -> str:
+    """What reaches the vocabulary size asked for: all the text (when SentencePiece sampled it), a
+    BPE model (which merges its way to sizes a unigram model's seed pieces cannot), or a smaller
+    size or more text."""
+    fixes = []
+    if lines > cfg.max_sentences:
+        fixes.append(f"train on all {lines:,} lines instead of a sample of {cfg.max_sentences:,} "
+                     f"(--set max_sentences={lines})")
+    if cfg.model_type == "unigram":
+        fixes.append("use --model-type bpe")
+    fits = f" ({exc.limit:,} pieces fit this text)" if exc.limit else ""
+    return (f"tokenize train: {lines:,} lines of text yield too few distinct {cfg.model_type} pieces for "
+            f"{cfg.vocab_size:,}: {''.join(f + ', ' for f in fixes)}{'or ' if fixes else ''}lower --vocab-size "
+            f"or give more text{fits}")
 
 
 class _Counter:
