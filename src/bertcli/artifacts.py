@@ -45,6 +45,8 @@ MAKERS = {
     "finetune-run": "bertcli finetune",
     "checkpoint": "bertcli pretrain / finetune / convert",
     "report": "bertcli report",
+    "hf-export": "bertcli convert CKPT --to hf",
+    "onnx-export": "bertcli convert CKPT --to onnx",
 }
 
 

@@ -22,7 +22,7 @@ from safetensors.torch import load, save_file
 from bertcli import artifacts
 from bertcli.errors import UserError
 from bertcli.hf.folders import refuse_transformers_folder
-from bertcli.model import BertConfig
+from bertcli.model import BertConfig, BertEncoder
 from bertcli.tokenizer import Tokenizer, load_tokenizer
 
 WEIGHTS = "model.safetensors"
@@ -113,3 +113,11 @@ def save_checkpoint(folder: Path, state: dict[str, torch.Tensor], config: BertCo
     tokenizer.copy_to(folder / TOKENIZER_DIR)
     artifacts.write_manifest(folder, "checkpoint", run_config or {}, task=task,
                              weights_sha256=artifacts.sha256_file(folder / WEIGHTS))
+
+
+def load_encoder(ckpt: Checkpoint) -> BertEncoder:
+    """The checkpoint's encoder alone (no task or pretraining head), in eval mode."""
+    encoder = BertEncoder(ckpt.config)
+    state = {k[len(ENCODER_PREFIX):]: v for k, v in ckpt.encoder_state().items()}
+    encoder.load_state_dict(state)  # strict: every encoder weight comes from the checkpoint
+    return encoder.eval()

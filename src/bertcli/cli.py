@@ -186,7 +186,7 @@ def predict(flags: dict):
 def convert(
     checkpoint: Optional[Path] = typer.Argument(None, help="HF folder to import (--from hf) or checkpoint to export (--to hf)."),
     from_: Optional[str] = typer.Option(None, "--from", help="Import format: hf."),
-    to: Optional[str] = typer.Option(None, "--to", help="Export format: hf."),
+    to: Optional[str] = typer.Option(None, "--to", help="Export format: hf, onnx."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write."),
 ):
     """Convert checkpoints to and from Hugging Face BERT folders, with the same numbers.
@@ -194,7 +194,9 @@ def convert(
     `bertcli convert --from hf HF_DIR --out CKPT` imports BertModel, BertForPreTraining,
     BertForMaskedLM or BertForSequenceClassification weights and the WordPiece tokenizer.
     `bertcli convert CKPT --to hf --out HF_DIR` writes config.json, model.safetensors and a
-    tokenizer that transformers' from_pretrained loads.
+    tokenizer that transformers' from_pretrained loads. `bertcli convert CKPT --to onnx --out DIR`
+    writes model.onnx (fp32, fused for ONNX Runtime) and model_int8.onnx with the tokenizer, each
+    checked against PyTorch at export (needs `pip install 'bertcli[onnx]'`).
     """
     from bertcli.stages import convert as stage
 

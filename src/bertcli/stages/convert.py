@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from bertcli import artifacts
-from bertcli.checkpoint import WEIGHTS, load_checkpoint, save_checkpoint
+from bertcli.checkpoint import MODEL_JSON, WEIGHTS, load_checkpoint, load_encoder, save_checkpoint
 from bertcli.errors import UserError
+from bertcli.hf import onnx
 from bertcli.hf.tokenizer import export_tokenizer, import_wordpiece, read_json
 from bertcli.model.config import BertConfig
 from bertcli.model.encoder import Pooler, init_weights
@@ -39,11 +41,13 @@ from bertcli.hf.bert_weights import (
 )
 from bertcli.folder_lock import writes_output
 from bertcli.runtime import console
+from bertcli.tasks import TASKS
+from bertcli.tasks.loading import load_task_model
 
 HF_CONFIG = "config.json"
 HF_SAFETENSORS = "model.safetensors"
 HF_PICKLE = "pytorch_model.bin"
-FORMATS = ("hf",)
+FORMATS = ("hf", "onnx")  # onnx: export only
 # The seed of any weight a source lacks (the pooler of a BertForMaskedLM), so conversions repeat.
 MISSING_WEIGHT_SEED = 0
 
@@ -58,8 +62,12 @@ def run(checkpoint: Path | None, from_format: str | None, to_format: str | None,
     if checkpoint is None:
         what = "the Hugging Face folder to import" if from_format else "the checkpoint to export"
         raise UserError(f"convert: no source given; pass {what} as the argument")
+    if from_format == "onnx":
+        raise UserError("convert: ONNX is an export format; import from a Hugging Face folder (--from hf) instead")
     if from_format:
         return import_hf(Path(checkpoint), Path(out))
+    if to_format == "onnx":
+        return export_onnx(Path(checkpoint), Path(out))
     return export_hf(Path(checkpoint), Path(out))
 
 
@@ -271,4 +279,43 @@ def export_hf(checkpoint: Path, out: Path) -> Path:
                                  [ckpt.folder / WEIGHTS], architecture=hf_config["architectures"][0])
     console.print(f"exported {ckpt.folder} -> {out}: {hf_config['architectures'][0]}, {len(hf_state)} tensors, "
                   f"{tokenizer.backend} tokenizer")
+    return out
+
+
+# ---------------------------------------------------------------- bertcli -> ONNX
+
+# The fp32 graph must agree with PyTorch to rounding; past this the export is broken, not rounded.
+ONNX_FP32_TOLERANCE = 1e-3
+
+
+def export_onnx(checkpoint: Path, out: Path) -> Path:
+    """model.onnx (fp32, fused for ONNX Runtime), model_int8.onnx, the tokenizer and model.json,
+    each graph checked against the PyTorch model on real sentences at export time."""
+    onnx.require_onnx()
+    ckpt = load_checkpoint(checkpoint)
+    out = artifacts.check_output_target(out, "onnx-export", inputs=[checkpoint])
+    is_encoder = ckpt.task not in TASKS
+    model = load_encoder(ckpt) if is_encoder else load_task_model(ckpt, None, "convert").model
+    reference = onnx.graph_module(model, is_encoder)
+    tokenizer = ckpt.tokenizer()
+    inputs = onnx.parity_inputs(tokenizer, min(128, ckpt.config.max_position_embeddings))
+    with artifacts.staged_folder(out) as tmp:
+        built = onnx.build_graphs(reference, tmp, ckpt.config, int8=True)
+        parity = {name: onnx.compare(reference, onnx.OnnxModule(tmp / name), inputs, reference.outputs).to_dict()
+                  for name in (onnx.ONNX_FILE, onnx.INT8_FILE)}
+        worst = max(parity[onnx.ONNX_FILE]["max_abs_diff"].values())
+        if worst > ONNX_FP32_TOLERANCE:
+            raise UserError(f"{ckpt.folder}: the ONNX graph differs from PyTorch by {worst:.2g} (more than "
+                            f"{ONNX_FP32_TOLERANCE:g}); nothing was written, serve this model with bertcli")
+        shutil.copy2(ckpt.folder / MODEL_JSON, tmp / MODEL_JSON)
+        tokenizer.copy_to(tmp / "tokenizer")
+        artifacts.write_manifest(tmp, "onnx-export", {"convert": {"to": "onnx", "source": str(ckpt.folder)}},
+                                 [ckpt.folder / WEIGHTS], task=ckpt.task, graph_inputs=list(onnx.INPUTS),
+                                 graph_outputs=list(reference.outputs), opset=onnx.OPSET, fused=built["fused"],
+                                 parity_texts=len(inputs[0]), parity=parity)
+    fp32, int8 = parity[onnx.ONNX_FILE], parity[onnx.INT8_FILE]
+    console.print(f"exported {ckpt.folder} -> {out}: {', '.join(reference.outputs)}; against PyTorch on "
+                  f"{len(inputs[0])} sentences: fp32 max |diff| {max(fp32['max_abs_diff'].values()):.2g}"
+                  f"{' (fused)' if built['fused'] else ''}, int8 max |diff| {max(int8['max_abs_diff'].values()):.2g} "
+                  f"(min cosine {int8['min_cosine']:.4f})")
     return out

@@ -22,13 +22,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bertcli.checkpoint import ENCODER_PREFIX, load_checkpoint
+from bertcli.checkpoint import load_checkpoint, load_encoder
 from bertcli.config import EmbedConfig
 from bertcli.data.decoding import iter_text_lines
 from bertcli.errors import UserError
 from bertcli.model import BertEncoder
 from bertcli.model.heads import combine_layers, masked_mean
 from bertcli.hf.bert_weights import POOLER
+from bertcli.hf.onnx import RUNTIME_NOTES, runtime_model
 from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tokenizer import Tokenizer
 
@@ -56,14 +57,17 @@ def run(cfg: EmbedConfig) -> None:
         encoder = quantize_linear(encoder)
     tokenizer = ckpt.tokenizer()
     how = "tokens" if tokens else pooling
-    vectors, truncated, ids = embed_texts(encoder, tokenizer, texts, how, normalize, cfg.batch_size, max_seq_len, layers)
+    with runtime_model(encoder, True, ckpt.config, cfg.runtime) as engine:
+        vectors, truncated, ids = embed_texts(engine, tokenizer, texts, how, normalize, cfg.batch_size, max_seq_len,
+                                              layers)
     if truncated:
         console.print(f"note: {truncated:,} of {len(texts):,} lines were longer than {max_seq_len} tokens "
                       f"and were truncated (--max-seq-len)")
     write_vectors(sys.stdout, vectors, ids, tokenizer, tokens, npy)
     dims = vectors[0].shape[-1] if len(vectors) else 0
     console.print(f"embedded {len(texts):,} lines with {ckpt.folder} ({'per token' if tokens else pooling + ' pooling'}"
-                  f", {layers}{', L2-normalised' if normalize else ''}{', int8' if fast else ''}, {dims} dimensions)"
+                  f", {layers}{', L2-normalised' if normalize else ''}{', int8' if fast else ''}"
+                  f"{RUNTIME_NOTES[cfg.runtime]}, {dims} dimensions)"
                   f"{f'; vectors in {npy}' if npy else ''}")
 
 
@@ -92,13 +96,6 @@ def write_vectors(out, vectors: list, ids: list[list[int]], tokenizer: Tokenizer
             record = {"row": i} if npy is not None else {"embedding": vector.tolist()}
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
     out.flush()
-
-
-def load_encoder(ckpt) -> BertEncoder:
-    encoder = BertEncoder(ckpt.config)
-    state = {k[len(ENCODER_PREFIX):]: v for k, v in ckpt.encoder_state().items()}
-    encoder.load_state_dict(state)  # strict: every encoder weight comes from the checkpoint
-    return encoder.eval()
 
 
 @torch.inference_mode()

@@ -20,6 +20,7 @@ import sys
 from bertcli.checkpoint import load_checkpoint
 from bertcli.config import PredictConfig
 from bertcli.data.decoding import iter_text_lines
+from bertcli.hf.onnx import RUNTIME_NOTES, runtime_model
 from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tasks.loading import load_task_model
 from bertcli.train.evaluation import forward_all
@@ -34,6 +35,15 @@ def run(cfg: PredictConfig) -> int:
     model = loaded.model.to(pick_device(cfg.device))
     if cfg.fast:
         model = quantize_linear(model)
+    with runtime_model(model, False, ckpt.config, cfg.runtime) as engine:
+        count = predict_lines(cfg, loaded, tokenizer, engine)
+    console.print(f"predicted {count:,} lines with {ckpt.folder} ({ckpt.task}"
+                  f"{', int8 linear layers' if cfg.fast else ''}{RUNTIME_NOTES[cfg.runtime]})")
+    return count
+
+
+def predict_lines(cfg: PredictConfig, loaded, tokenizer, model) -> int:
+    """Read, predict and write block by block; the number of lines."""
     batch_size = cfg.batch_size
     source = "<stdin>" if cfg.file == "-" else str(cfg.file)
     lines = enumerate(iter_text_lines(cfg.file), start=1)
@@ -49,6 +59,5 @@ def run(cfg: PredictConfig) -> int:
         sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         sys.stdout.flush()
         count += len(block)
-    console.print(f"predicted {count:,} lines with {ckpt.folder} ({ckpt.task}{', int8 linear layers' if cfg.fast else ''})")
     return count
 
