@@ -48,7 +48,7 @@ class HFLogits(torch.nn.Module):
 def dropout_noise(checkpoint: str, source: str) -> None:
     import transformers
 
-    from bertcli.stages.embed import load_encoder
+    from bertcli.checkpoint import load_encoder
 
     ours = load_encoder(load_checkpoint(checkpoint))
     theirs = transformers.BertModel.from_pretrained(source)

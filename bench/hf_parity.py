@@ -36,7 +36,8 @@ from safetensors.torch import load_file  # noqa: E402
 from bertcli.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from bertcli.model import BertConfig, BertForPretraining  # noqa: E402
 from bertcli.stages import convert  # noqa: E402
-from bertcli.stages.embed import embed_texts, load_encoder  # noqa: E402
+from bertcli.checkpoint import load_encoder  # noqa: E402
+from bertcli.stages.embed import embed_texts  # noqa: E402
 from bertcli.tokenizer import load_tokenizer, train_sentencepiece  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -203,7 +203,8 @@ def speed(out: Path, ckpt: Path, sst2_ft: Path | None, repeats: int = 2) -> dict
 
     from bertcli.checkpoint import load_checkpoint
     from bertcli.runtime import quantize_linear
-    from bertcli.stages.embed import embed_texts, load_encoder
+    from bertcli.checkpoint import load_encoder
+    from bertcli.stages.embed import embed_texts
 
     lines = (DATA / "glue/sst2/test.tsv").read_text(encoding="utf-8").splitlines()[1:]
     header = (DATA / "glue/sst2/test.tsv").read_text(encoding="utf-8").splitlines()[0].split("\t")

@@ -23,7 +23,7 @@ from bertcli.config import EmbedConfig  # noqa: E402
 from bertcli.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from bertcli.model import BertConfig, BertForPretraining, BertForSequenceClassification  # noqa: E402
 from bertcli.stages import convert, embed  # noqa: E402
-from bertcli.stages.embed import load_encoder  # noqa: E402
+from bertcli.checkpoint import load_encoder  # noqa: E402
 from bertcli.tokenizer import load_tokenizer  # noqa: E402
 
 from conftest import shared_data  # noqa: E402

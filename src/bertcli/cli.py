@@ -195,7 +195,7 @@ def convert(
     BertForMaskedLM or BertForSequenceClassification weights and the WordPiece tokenizer.
     `bertcli convert CKPT --to hf --out HF_DIR` writes config.json, model.safetensors and a
     tokenizer that transformers' from_pretrained loads. `bertcli convert CKPT --to onnx --out DIR`
-    writes model.onnx (fp32, fused for ONNX Runtime) and model_int8.onnx with the tokenizer, each
+    writes model.onnx (fp32) and model_int8.onnx (int8 weights per channel) with the tokenizer, each
     checked against PyTorch at export (needs `pip install 'bertcli[onnx]'`).
     """
     from bertcli.stages import convert as stage

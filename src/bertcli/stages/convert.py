@@ -289,7 +289,7 @@ ONNX_FP32_TOLERANCE = 1e-3
 
 
 def export_onnx(checkpoint: Path, out: Path) -> Path:
-    """model.onnx (fp32, fused for ONNX Runtime), model_int8.onnx, the tokenizer and model.json,
+    """model.onnx (fp32), model_int8.onnx (int8 weights per channel), the tokenizer and model.json,
     each graph checked against the PyTorch model on real sentences at export time."""
     onnx.require_onnx()
     ckpt = load_checkpoint(checkpoint)
@@ -300,7 +300,7 @@ def export_onnx(checkpoint: Path, out: Path) -> Path:
     tokenizer = ckpt.tokenizer()
     inputs = onnx.parity_inputs(tokenizer, min(128, ckpt.config.max_position_embeddings))
     with artifacts.staged_folder(out) as tmp:
-        built = onnx.build_graphs(reference, tmp, ckpt.config, int8=True)
+        onnx.build_graphs(reference, tmp, ckpt.config, int8=True)
         parity = {name: onnx.compare(reference, onnx.OnnxModule(tmp / name), inputs, reference.outputs).to_dict()
                   for name in (onnx.ONNX_FILE, onnx.INT8_FILE)}
         worst = max(parity[onnx.ONNX_FILE]["max_abs_diff"].values())
@@ -311,11 +311,11 @@ def export_onnx(checkpoint: Path, out: Path) -> Path:
         tokenizer.copy_to(tmp / "tokenizer")
         artifacts.write_manifest(tmp, "onnx-export", {"convert": {"to": "onnx", "source": str(ckpt.folder)}},
                                  [ckpt.folder / WEIGHTS], task=ckpt.task, graph_inputs=list(onnx.INPUTS),
-                                 graph_outputs=list(reference.outputs), opset=onnx.OPSET, fused=built["fused"],
+                                 graph_outputs=list(reference.outputs), opset=onnx.OPSET,
                                  parity_texts=len(inputs[0]), parity=parity)
     fp32, int8 = parity[onnx.ONNX_FILE], parity[onnx.INT8_FILE]
     console.print(f"exported {ckpt.folder} -> {out}: {', '.join(reference.outputs)}; against PyTorch on "
                   f"{len(inputs[0])} sentences: fp32 max |diff| {max(fp32['max_abs_diff'].values()):.2g}"
-                  f"{' (fused)' if built['fused'] else ''}, int8 max |diff| {max(int8['max_abs_diff'].values()):.2g} "
+                  f", int8 max |diff| {max(int8['max_abs_diff'].values()):.2g} "
                   f"(min cosine {int8['min_cosine']:.4f})")
     return out
