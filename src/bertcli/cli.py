@@ -186,8 +186,12 @@ def predict(flags: dict):
 def convert(
     checkpoint: Optional[Path] = typer.Argument(None, help="HF folder to import (--from hf) or checkpoint to export (--to hf)."),
     from_: Optional[str] = typer.Option(None, "--from", help="Import format: hf."),
-    to: Optional[str] = typer.Option(None, "--to", help="Export format: hf, onnx."),
+    to: Optional[str] = typer.Option(None, "--to", help="Export format: hf, onnx, sentence-transformers."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write."),
+    pooling: str = typer.Option("mean", "--pooling", help="sentence-transformers export: mean or cls (as embed)."),
+    normalize: bool = typer.Option(False, "--normalize", help="sentence-transformers export: L2-normalise (as embed)."),
+    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="sentence-transformers export: tokens "
+                                              "per text (default 128, or the model's positions if fewer)."),
 ):
     """Convert checkpoints to and from Hugging Face BERT folders, with the same numbers.
 
@@ -197,10 +201,13 @@ def convert(
     tokenizer that transformers' from_pretrained loads. `bertcli convert CKPT --to onnx --out DIR`
     writes model.onnx (fp32) and model_int8.onnx (int8 weights per channel) with the tokenizer, each
     checked against PyTorch at export (needs `pip install 'bertcli[onnx]'`).
+    `bertcli convert CKPT --to sentence-transformers --out DIR [--pooling mean|cls] [--normalize]`
+    writes a folder whose SentenceTransformer(DIR).encode() gives `bertcli embed`'s vectors.
     """
     from bertcli.stages import convert as stage
 
-    stage.run(checkpoint=checkpoint, from_format=from_, to_format=to, out=out)
+    stage.run(checkpoint=checkpoint, from_format=from_, to_format=to, out=out, pooling=pooling, normalize=normalize,
+              max_seq_len=max_seq_len)
 
 
 @config_command(app, "embed", EmbedConfig)

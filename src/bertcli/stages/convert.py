@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from bertcli import artifacts
-from bertcli.checkpoint import MODEL_JSON, WEIGHTS, load_checkpoint, load_encoder, save_checkpoint
+from bertcli.checkpoint import ENCODER_PREFIX, MODEL_JSON, WEIGHTS, load_checkpoint, load_encoder, save_checkpoint
 from bertcli.errors import UserError
 from bertcli.hf import onnx
 from bertcli.hf.tokenizer import export_tokenizer, import_wordpiece, read_json
@@ -47,13 +47,16 @@ from bertcli.tasks.loading import load_task_model
 HF_CONFIG = "config.json"
 HF_SAFETENSORS = "model.safetensors"
 HF_PICKLE = "pytorch_model.bin"
-FORMATS = ("hf", "onnx")  # onnx: export only
+FORMATS = ("hf", "onnx", "sentence-transformers")  # onnx, sentence-transformers: export only
 # The seed of any weight a source lacks (the pooler of a BertForMaskedLM), so conversions repeat.
 MISSING_WEIGHT_SEED = 0
 
 
 @writes_output
-def run(checkpoint: Path | None, from_format: str | None, to_format: str | None, out: Path) -> Path:
+def run(checkpoint: Path | None, from_format: str | None, to_format: str | None, out: Path,
+        pooling: str = "mean", normalize: bool = False, max_seq_len: int | None = None) -> Path:
+    """Import (--from hf) or export (--to hf|onnx|sentence-transformers); pooling, normalize and
+    max_seq_len say what a sentence-transformers export's encode() does (as `bertcli embed`)."""
     if (from_format is None) == (to_format is None):
         raise UserError("convert: give exactly one of `--from hf HF_DIR` (import) or `CKPT --to hf` (export)")
     fmt = from_format or to_format
@@ -62,12 +65,15 @@ def run(checkpoint: Path | None, from_format: str | None, to_format: str | None,
     if checkpoint is None:
         what = "the Hugging Face folder to import" if from_format else "the checkpoint to export"
         raise UserError(f"convert: no source given; pass {what} as the argument")
-    if from_format == "onnx":
-        raise UserError("convert: ONNX is an export format; import from a Hugging Face folder (--from hf) instead")
+    if from_format in ("onnx", "sentence-transformers"):
+        raise UserError(f"convert: {from_format} is an export format here; import from a Hugging Face folder "
+                        f"(--from hf) instead")
     if from_format:
         return import_hf(Path(checkpoint), Path(out))
     if to_format == "onnx":
         return export_onnx(Path(checkpoint), Path(out))
+    if to_format == "sentence-transformers":
+        return export_sentence_transformers(Path(checkpoint), Path(out), pooling, normalize, max_seq_len)
     return export_hf(Path(checkpoint), Path(out))
 
 
@@ -267,19 +273,71 @@ def export_hf(checkpoint: Path, out: Path) -> Path:
     for name in ckpt.extra.get("missing", []):
         console.print(f"warning: {name} was initialised at random when {ckpt.folder} was imported "
                       f"and is exported as it is")
-    hf_state = state_to_hf(state, ckpt.config, ckpt.task)
-    hf_config = config_to_hf(ckpt.config, ckpt.task, ckpt.labels)
     tokenizer = ckpt.tokenizer()
     with artifacts.staged_folder(out) as tmp:
-        # metadata format=pt: transformers checks it to know the tensors are PyTorch's
-        save_file(hf_state, str(tmp / HF_SAFETENSORS), metadata={"format": "pt"})
-        (tmp / HF_CONFIG).write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
-        export_tokenizer(tokenizer, tmp, ckpt.config.max_position_embeddings)
+        architecture, count = write_hf_files(tmp, ckpt, ckpt.task, state)
         artifacts.write_manifest(tmp, "hf-export", {"convert": {"to": "hf", "source": str(ckpt.folder)}},
-                                 [ckpt.folder / WEIGHTS], architecture=hf_config["architectures"][0])
-    console.print(f"exported {ckpt.folder} -> {out}: {hf_config['architectures'][0]}, {len(hf_state)} tensors, "
-                  f"{tokenizer.backend} tokenizer")
+                                 [ckpt.folder / WEIGHTS], architecture=architecture)
+    console.print(f"exported {ckpt.folder} -> {out}: {architecture}, {count} tensors, {tokenizer.backend} tokenizer")
     return out
+
+
+def write_hf_files(folder: Path, ckpt, task: str, state: dict) -> tuple[str, int]:
+    """config.json, model.safetensors and the tokenizer of a transformers folder; the architecture
+    and the number of tensors."""
+    hf_state = state_to_hf(state, ckpt.config, task)
+    hf_config = config_to_hf(ckpt.config, task, ckpt.labels if task == "cls" else [])
+    # metadata format=pt: transformers checks it to know the tensors are PyTorch's
+    save_file(hf_state, str(folder / HF_SAFETENSORS), metadata={"format": "pt"})
+    (folder / HF_CONFIG).write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
+    export_tokenizer(ckpt.tokenizer(), folder, ckpt.config.max_position_embeddings)
+    return hf_config["architectures"][0], len(hf_state)
+
+
+# ---------------------------------------------------------------- bertcli -> sentence-transformers
+
+
+def export_sentence_transformers(checkpoint: Path, out: Path, pooling: str, normalize: bool,
+                                 max_seq_len: int | None) -> Path:
+    """A sentence-transformers folder (BertModel + Pooling [+ Normalize]) whose
+    SentenceTransformer(out).encode(texts) gives `bertcli embed --pooling P [--normalize]`'s vectors."""
+    ckpt = load_checkpoint(checkpoint)
+    out = artifacts.check_output_target(out, "hf-export", inputs=[checkpoint])
+    if pooling not in ("mean", "cls"):
+        raise UserError(f"--pooling {pooling}: sentence-transformers pools by mean or cls; BERT's tanh pooler has "
+                        f"no Pooling mode there, so use --pooling mean or --pooling cls")
+    positions = ckpt.config.max_position_embeddings
+    length = max_seq_len or min(128, positions)  # embed's default
+    if not 2 <= length <= positions:
+        raise UserError(f"--max-seq-len {length}: must be between 2 and the model's {positions} positions")
+    encoder = {k: v for k, v in ckpt.state_dict().items() if k.startswith(ENCODER_PREFIX)}
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    pooling_config = {"word_embedding_dimension": ckpt.config.hidden_size, "pooling_mode_cls_token": pooling == "cls",
+                      "pooling_mode_mean_tokens": pooling == "mean", "pooling_mode_max_tokens": False,
+                      "pooling_mode_mean_sqrt_len_tokens": False, "include_prompt": True}
+    with artifacts.staged_folder(out) as tmp:
+        write_hf_files(tmp, ckpt, "encoder", encoder)
+        # lower-casing is the tokenizer's own (its normalizer), so sentence-transformers must not add one
+        _write_json(tmp / "sentence_bert_config.json", {"max_seq_length": length, "do_lower_case": False})
+        _write_json(tmp / "modules.json", modules)
+        (tmp / "1_Pooling").mkdir()
+        _write_json(tmp / "1_Pooling" / "config.json", pooling_config)
+        if normalize:
+            (tmp / "2_Normalize").mkdir()
+        artifacts.write_manifest(tmp, "hf-export", {"convert": {"to": "sentence-transformers",
+                                                                "source": str(ckpt.folder)}},
+                                 [ckpt.folder / WEIGHTS], architecture="BertModel", pooling=pooling,
+                                 normalize=normalize, max_seq_len=length)
+    console.print(f"exported {ckpt.folder} -> {out}: sentence-transformers (BertModel, {pooling} pooling"
+                  f"{', normalised' if normalize else ''}, {length} tokens)")
+    return out
+
+
+def _write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------- bertcli -> ONNX
