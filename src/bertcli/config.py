@@ -435,6 +435,9 @@ FAST_HELP = ("int8 linear layers in PyTorch (CPU): about 1.5x faster, and it cos
 # Which engine runs the model: PyTorch (exact), or ONNX Runtime on a graph built for the command
 # (fp32 with its transformer fusions, or int8 weights per channel); needs bertcli[onnx].
 InferenceRuntime = Literal["torch", "onnx", "onnx-int8"]
+LONG_INPUTS_HELP = ("truncate (warned with a count) | window: overlapping windows of --max-seq-len, their outputs "
+                    "averaged (bertcli.long_inputs).")
+STRIDE_HELP = "--long-inputs window: tokens two neighbouring windows share."
 RUNTIME_HELP = ("torch (exact) | onnx (ONNX Runtime, fp32) | onnx-int8 (ONNX Runtime, int8 weights per channel: "
                 "about 2x faster on CPU, MiniLM vectors mean cosine 0.992 with fp32); onnx needs "
                 "`pip install 'bertcli[onnx]'`.")
@@ -455,6 +458,8 @@ class PredictConfig:
     fast: bool = setting(False, flag="--fast", show_default=False, help=FAST_HELP)
     runtime: InferenceRuntime = setting("torch", flag="--runtime", help=RUNTIME_HELP)
     device: str = setting("auto", flag="--device", help="auto|cpu|cuda.")
+    long_inputs: Literal["truncate", "window"] = setting("truncate", flag="--long-inputs", help=LONG_INPUTS_HELP)
+    stride: int = setting(32, flag="--stride", min=0, help=STRIDE_HELP)
 
     def __post_init__(self):
         _check_runtime(self.runtime, self.fast, self.device)
@@ -483,9 +488,13 @@ class EmbedConfig:
                                  "each line's row (or rows, with --tokens).")
     fast: bool = setting(False, flag="--fast", show_default=False, help=FAST_HELP)
     runtime: InferenceRuntime = setting("torch", flag="--runtime", help=RUNTIME_HELP)
+    long_inputs: Literal["truncate", "window"] = setting("truncate", flag="--long-inputs", help=LONG_INPUTS_HELP)
+    stride: int = setting(32, flag="--stride", min=0, help=STRIDE_HELP)
 
     def __post_init__(self):
         _check_runtime(self.runtime, self.fast, self.device)
+        require(self.long_inputs == "truncate" or not self.tokens, "long_inputs",
+                "--long-inputs window pools windows into one vector per line; with --tokens use truncate")
         require(self.runtime == "torch" or self.layers == "last", "layers",
                 f"--layers {self.layers} reads inner layers, which the ONNX graph does not give; use --runtime torch")
         require(self.batch_size >= 1, "batch_size", f"--batch-size {self.batch_size}: must be at least 1")

@@ -30,6 +30,7 @@ from bertcli.model import BertEncoder
 from bertcli.model.heads import combine_layers, masked_mean
 from bertcli.hf.bert_weights import POOLER
 from bertcli.hf.onnx import RUNTIME_NOTES, runtime_model
+from bertcli.long_inputs import check_stride, pool_windows, windows
 from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tokenizer import Tokenizer
 
@@ -59,10 +60,10 @@ def run(cfg: EmbedConfig) -> None:
     how = "tokens" if tokens else pooling
     with runtime_model(encoder, True, ckpt.config, cfg.runtime) as engine:
         vectors, truncated, ids = embed_texts(engine, tokenizer, texts, how, normalize, cfg.batch_size, max_seq_len,
-                                              layers)
+                                              layers, cfg.stride if cfg.long_inputs == "window" else None)
     if truncated:
         console.print(f"note: {truncated:,} of {len(texts):,} lines were longer than {max_seq_len} tokens "
-                      f"and were truncated (--max-seq-len)")
+                      f"and were truncated (--max-seq-len; --long-inputs window reads them whole)")
     write_vectors(sys.stdout, vectors, ids, tokenizer, tokens, npy)
     dims = vectors[0].shape[-1] if len(vectors) else 0
     console.print(f"embedded {len(texts):,} lines with {ckpt.folder} ({'per token' if tokens else pooling + ' pooling'}"
@@ -100,17 +101,31 @@ def write_vectors(out, vectors: list, ids: list[list[int]], tokenizer: Tokenizer
 
 @torch.inference_mode()
 def embed_texts(encoder: BertEncoder, tokenizer: Tokenizer, texts: list[str], pooling: str, normalize: bool,
-                batch_size: int, max_seq_len: int, layers: str = "last") -> tuple[list[np.ndarray], int, list]:
+                batch_size: int, max_seq_len: int, layers: str = "last",
+                window_stride: int | None = None) -> tuple[list[np.ndarray], int, list]:
     """Per text, in input order, an fp32 vector (H,) or, for pooling "tokens", one per token (T, H);
-    how many texts were truncated; and each text's token ids.
+    how many texts were truncated; and each text's token ids. With `window_stride`, a text longer
+    than max_seq_len is embedded as overlapping windows whose vectors are averaged (long_inputs).
 
     Texts are batched by length so that a batch pads little; padding is masked out of attention
     and of the mean, so the vectors do not depend on the batching.
     """
     device = next(encoder.parameters()).device
     bodies = tokenizer.encode_batch(texts) if texts else []
-    ids = [[tokenizer.cls_id, *body[:max_seq_len - 2], tokenizer.sep_id] for body in bodies]
-    truncated = sum(len(body) > max_seq_len - 2 for body in bodies)
+    width = max_seq_len - 2
+    if window_stride is None:
+        pieces, owners = [body[:width] for body in bodies], list(range(len(bodies)))
+        truncated = sum(len(body) > width for body in bodies)
+    else:  # every window a row of its own; pooled per text below
+        check_stride(window_stride, width)
+        pieces, owners = [], []
+        for text_index, body in enumerate(bodies):
+            for window in windows(body, width, window_stride):
+                pieces.append(window)
+                owners.append(text_index)
+        truncated = 0
+    ids = [[tokenizer.cls_id, *piece, tokenizer.sep_id] for piece in pieces]
+    normalize_rows = normalize and window_stride is None  # windows: normalised once pooled
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     vectors: list[np.ndarray | None] = [None] * len(ids)
     for start in range(0, len(order), batch_size):
@@ -129,11 +144,18 @@ def embed_texts(encoder: BertEncoder, tokenizer: Tokenizer, texts: list[str], po
         if normalize:
             hidden = F.normalize(hidden, p=2, dim=-1) if pooling == "tokens" else hidden
         out = hidden if pooling == "tokens" else pool(hidden, pooled, mask, pooling)
-        if normalize and pooling != "tokens":
+        if normalize_rows and pooling != "tokens":
             out = F.normalize(out.float(), p=2, dim=-1)
         out = out.float().cpu().numpy()
         for row, i in enumerate(chunk):
             vectors[i] = out[row, :len(ids[i])] if pooling == "tokens" else out[row]
+    if window_stride is not None:
+        # a mean over tokens stays one over the text's tokens when windows weigh by their tokens
+        weights = [len(row) for row in ids] if pooling == "mean" else None
+        vectors = pool_windows(vectors, owners, len(bodies), weights)
+        if normalize:
+            vectors = [v / max(float(np.linalg.norm(v)), 1e-12) for v in vectors]
+        ids = [[tokenizer.cls_id, *body, tokenizer.sep_id] for body in bodies]
     return vectors, truncated, ids
 
 

@@ -20,7 +20,9 @@ import sys
 from bertcli.checkpoint import load_checkpoint
 from bertcli.config import PredictConfig
 from bertcli.data.decoding import iter_text_lines
+from bertcli.errors import UserError
 from bertcli.hf.onnx import RUNTIME_NOTES, runtime_model
+from bertcli.long_inputs import count_truncated, windowed_outputs
 from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tasks.loading import load_task_model
 from bertcli.train.evaluation import forward_all
@@ -42,22 +44,42 @@ def run(cfg: PredictConfig) -> int:
     return count
 
 
+# Tasks whose inputs are whole texts with one output each: long ones can be read as windows.
+# (qa windows its contexts already, with qa.doc_stride; ner would need spans merged across windows)
+WINDOWED_TASKS = ("cls", "regression")
+
+
 def predict_lines(cfg: PredictConfig, loaded, tokenizer, model) -> int:
     """Read, predict and write block by block; the number of lines."""
+    task, settings = loaded.task, loaded.settings
+    window = cfg.long_inputs == "window"
+    if window and task.name not in WINDOWED_TASKS:
+        raise UserError(f"--long-inputs window: built for {' and '.join(WINDOWED_TASKS)} models; a {task.name} "
+                        f"model reads at most {settings.max_seq_len} tokens per line (qa windows long contexts "
+                        f"itself); use --long-inputs truncate")
     batch_size = cfg.batch_size
     source = "<stdin>" if cfg.file == "-" else str(cfg.file)
     lines = enumerate(iter_text_lines(cfg.file), start=1)
-    count = 0
+    count = truncated = 0
     while True:
         block = list(itertools.islice(lines, BLOCK_LINES))
         if not block:
             break
-        data = loaded.task.read_lines(block, source, loaded.settings)
-        encoded = loaded.task.encode(data, tokenizer, loaded.settings, loaded.labels)
-        outputs = forward_all(model, encoded.encoded, tokenizer.pad_id, batch_size) if len(encoded.encoded) else []
-        records = loaded.task.predictions(encoded, outputs, loaded.labels, loaded.settings)
+        data = task.read_lines(block, source, settings)
+        encoded = task.encode(data, tokenizer, settings, loaded.labels)
+        if window and data.pairs is None:
+            outputs = windowed_outputs(model, data, tokenizer, settings.max_seq_len, cfg.stride, batch_size)
+        else:
+            outputs = forward_all(model, encoded.encoded, tokenizer.pad_id, batch_size) if len(encoded.encoded) else []
+            if task.name in WINDOWED_TASKS:
+                truncated += count_truncated(data, tokenizer, settings.max_seq_len)
+        records = task.predictions(encoded, outputs, loaded.labels, settings)
         sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         sys.stdout.flush()
         count += len(block)
+    if truncated:
+        how = "pairs are cut as BERT does" if window else "--long-inputs window reads single texts whole"
+        console.print(f"note: {truncated:,} of {count:,} lines were longer than the model's {settings.max_seq_len} "
+                      f"tokens and were truncated ({how})")
     return count
 
