@@ -267,8 +267,8 @@ def test_source_that_is_not_a_folder(tmp_path):
 def test_format_flags_are_checked(tmp_path):
     with pytest.raises(UserError, match="exactly one"):
         convert.run(checkpoint=tmp_path, from_format="hf", to_format="hf", out=tmp_path / "o")
-    with pytest.raises(UserError, match="unknown format 'onnx'"):
-        convert.run(checkpoint=tmp_path, from_format=None, to_format="onnx", out=tmp_path / "o")
+    with pytest.raises(UserError, match="unknown format 'tflite'"):
+        convert.run(checkpoint=tmp_path, from_format=None, to_format="tflite", out=tmp_path / "o")
 
 
 def test_cli_exit_code_2_and_one_line(tmp_path):

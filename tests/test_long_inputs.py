@@ -115,3 +115,55 @@ def test_window_refusals_are_one_line(tiny_world, tmp_path, capsys, command, mes
     assert cli(*args) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error:") and message in err
+
+
+@pytest.mark.parametrize("lengths, width, stride", [([1] * 5, 8, 2), ([2, 3, 1, 4, 2, 2, 3, 1], 6, 2),
+                                                     ([9, 1, 1], 4, 1), ([1] * 30, 7, 0)])
+def test_word_windows_keep_words_whole_and_cover_every_word(lengths, width, stride):
+    from bertcli.long_inputs import word_windows
+
+    pieces = [[7] * n for n in lengths]
+    spans = word_windows(pieces, width, stride)
+    covered = sorted({w for first, end in spans for w in range(first, end)})
+    assert covered == list(range(len(pieces)))
+    for first, end in spans:
+        assert end > first
+        assert sum(lengths[first:end]) <= width or end - first == 1  # only a lone long word overflows
+    assert all(b[0] > a[0] for a, b in zip(spans, spans[1:]))  # always moves on
+
+
+def test_ner_window_tags_every_word_from_its_best_window(tiny_world):
+    from bertcli.long_inputs import windowed_word_outputs, word_windows
+    from bertcli.model import BertConfig
+    from bertcli.tasks import get_task
+    from bertcli.tasks.base import TaskSettings
+    from bertcli.tasks.words import word_pieces
+    from bertcli.tokenizer import load_tokenizer
+    from bertcli.train.evaluation import forward_all
+
+    task, tokenizer = get_task("ner"), load_tokenizer(tiny_world.tok)
+    labels = ["O", "B-PER", "I-PER"]
+    settings = TaskSettings(max_seq_len=16)
+    config = BertConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id,
+                                    hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                                    max_position_embeddings=64)
+    torch.manual_seed(0)
+    model = task.build_model(config, labels, settings, 0.0).eval()
+    long = "Angela Merkel met the mayor of Paris and then the mayor of Berlin and then Angela again in the end"
+    data = task.read_lines([(1, "Angela met Paris"), (2, long)], "<test>", settings)
+    outputs = windowed_word_outputs(model, data, tokenizer, 16, 4, 8)
+    assert [len(o) for o in outputs] == [len(w) for w in data.words]
+    encoded = task.encode(data, tokenizer, settings, labels)
+    direct = forward_all(model, encoded.encoded, tokenizer.pad_id, 8)
+    assert np.allclose(outputs[0], direct[0][encoded.encoded.meta[0]], atol=1e-5)  # a sentence that fits
+    assert (encoded.encoded.meta[1] < 0).any()  # the long one does not fit: truncation would tag its end "O"
+    pieces = word_pieces(tokenizer, data.words[1])
+    spans = word_windows(pieces, 14, 4)
+    assert len(spans) > 1
+    first, end = spans[-1]
+    ids = [tokenizer.cls_id, *[p for word in pieces[first:end] for p in word], tokenizer.sep_id]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids]), torch.zeros(1, len(ids), dtype=torch.long),
+                       torch.ones(1, len(ids), dtype=torch.long))[0].numpy()
+    last_word_first_piece = len(ids) - 1 - len(pieces[-1])
+    assert np.allclose(outputs[1][-1], logits[last_word_first_piece], atol=1e-5)  # the end from the last window

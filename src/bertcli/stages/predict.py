@@ -17,12 +17,16 @@ import itertools
 import json
 import sys
 
+import numpy as np
+
 from bertcli.checkpoint import load_checkpoint
 from bertcli.config import PredictConfig
 from bertcli.data.decoding import iter_text_lines
 from bertcli.errors import UserError
 from bertcli.hf.onnx import RUNTIME_NOTES, runtime_model
-from bertcli.long_inputs import count_truncated, windowed_outputs
+from bertcli.long_inputs import count_truncated, windowed_outputs, windowed_word_outputs
+from bertcli.tasks.base import Batchable
+from bertcli.tasks.labelled import EncodedExamples
 from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tasks.loading import load_task_model
 from bertcli.train.evaluation import forward_all
@@ -44,8 +48,9 @@ def run(cfg: PredictConfig) -> int:
     return count
 
 
-# Tasks whose inputs are whole texts with one output each: long ones can be read as windows.
-# (qa windows its contexts already, with qa.doc_stride; ner would need spans merged across windows)
+# Tasks whose long inputs can be read as windows: whole texts with one output (averaged over the
+# windows), and ner (each word tagged from the window where it has most context). qa windows its
+# contexts already, with qa.doc_stride.
 WINDOWED_TASKS = ("cls", "regression")
 
 
@@ -53,8 +58,8 @@ def predict_lines(cfg: PredictConfig, loaded, tokenizer, model) -> int:
     """Read, predict and write block by block; the number of lines."""
     task, settings = loaded.task, loaded.settings
     window = cfg.long_inputs == "window"
-    if window and task.name not in WINDOWED_TASKS:
-        raise UserError(f"--long-inputs window: built for {' and '.join(WINDOWED_TASKS)} models; a {task.name} "
+    if window and task.name not in (*WINDOWED_TASKS, "ner"):
+        raise UserError(f"--long-inputs window: built for cls, regression and ner models; a {task.name} "
                         f"model reads at most {settings.max_seq_len} tokens per line (qa windows long contexts "
                         f"itself); use --long-inputs truncate")
     batch_size = cfg.batch_size
@@ -67,12 +72,18 @@ def predict_lines(cfg: PredictConfig, loaded, tokenizer, model) -> int:
             break
         data = task.read_lines(block, source, settings)
         encoded = task.encode(data, tokenizer, settings, loaded.labels)
-        if window and data.pairs is None:
+        if window and task.name == "ner":
+            outputs = windowed_word_outputs(model, data, tokenizer, settings.max_seq_len, cfg.stride, batch_size)
+            # every word has its own row of logits now: word w's first piece is row w
+            encoded = Batchable(data, EncodedExamples([], [], None, meta=[np.arange(len(s)) for s in data.words]))
+        elif window and data.pairs is None:
             outputs = windowed_outputs(model, data, tokenizer, settings.max_seq_len, cfg.stride, batch_size)
         else:
             outputs = forward_all(model, encoded.encoded, tokenizer.pad_id, batch_size) if len(encoded.encoded) else []
             if task.name in WINDOWED_TASKS:
                 truncated += count_truncated(data, tokenizer, settings.max_seq_len)
+            elif task.name == "ner":  # a word past the window has no first piece (-1)
+                truncated += sum(int((first < 0).any()) for first in encoded.encoded.meta)
         records = task.predictions(encoded, outputs, loaded.labels, settings)
         sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         sys.stdout.flush()
