@@ -167,3 +167,17 @@ def test_ner_window_tags_every_word_from_its_best_window(tiny_world):
                        torch.ones(1, len(ids), dtype=torch.long))[0].numpy()
     last_word_first_piece = len(ids) - 1 - len(pieces[-1])
     assert np.allclose(outputs[1][-1], logits[last_word_first_piece], atol=1e-5)  # the end from the last window
+
+
+def test_a_2000_token_text_through_windowed_predict_is_one_line_out_per_line_in(tiny_world, tmp_path, capsys):
+    from bertcli.tokenizer import load_tokenizer
+
+    long = _long_text(2200)
+    assert len(load_tokenizer(tiny_world.tok).encode(long)) >= 2000
+    text = tmp_path / "in.txt"
+    text.write_text(f"{long}\nshort one\n\n{long}\n")
+    assert cli("predict", tiny_world.ft, text, "--long-inputs", "window", "--stride", 16) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4
+    records = [json.loads(line) for line in out]
+    assert records[0] == records[3] and "label" in records[1]
