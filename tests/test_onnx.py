@@ -117,3 +117,25 @@ def test_missing_onnx_packages_say_what_to_install(tiny_world, tmp_path, capsys,
     assert cli("convert", tiny_world.run, "--to", "onnx", "--out", tmp_path / "x") == 2
     assert "pip install 'bertcli[onnx]'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_checkpoints_graph_is_built_once_into_the_cache(tiny_world, tmp_path, capsys, monkeypatch):
+    from bertcli.checkpoint import load_checkpoint
+    from bertcli.hf import onnx
+
+    monkeypatch.setenv("BERTCLI_CACHE", str(tmp_path / "cache"))
+    text = tmp_path / "in.txt"
+    text.write_text("\n".join(TEXTS) + "\n")
+    first = _vectors(capsys, tiny_world.run, text, "--runtime", "onnx-int8")
+    key = onnx.graph_key(load_checkpoint(tiny_world.run), True)
+    folder = tmp_path / "cache" / "onnx" / key
+    assert sorted(p.name for p in folder.iterdir()) == ["model.onnx", "model_int8.onnx"]  # no staging left
+    built = (folder / "model_int8.onnx").stat().st_mtime_ns
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the cached graph should have been used")
+
+    monkeypatch.setattr(onnx, "export_graph", no_export)
+    second = _vectors(capsys, tiny_world.run, text, "--runtime", "onnx-int8")
+    assert np.array_equal(first, second) and (folder / "model_int8.onnx").stat().st_mtime_ns == built
+    assert onnx.graph_key(load_checkpoint(tiny_world.ft), True) != key  # other weights, another graph

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from bertcli import artifacts
+from bertcli.cache import cache_dir
 from bertcli.errors import UserError
 
 TOKEN_FILES = ("input_ids", "mlm_labels")  # the shard files whose values are vocabulary ids
@@ -72,9 +72,8 @@ def _check_ids(path: Path, vocab_size: int) -> None:
 def record_path(folder: Path) -> Path:
     """The cache file of one corpus folder: named by its absolute path and its manifest's bytes, so
     a corpus rebuilt in the same place starts a new record."""
-    cache = os.environ.get("BERTCLI_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bertcli"
     digest = hashlib.sha256(str(folder.resolve()).encode() + b"\0" + (folder / artifacts.MANIFEST).read_bytes())
-    return Path(cache) / "verified-corpora" / f"{digest.hexdigest()[:24]}.json"
+    return cache_dir() / "verified-corpora" / f"{digest.hexdigest()[:24]}.json"
 
 
 def _read_record(folder: Path) -> dict:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -219,14 +221,65 @@ class TemporaryGraph:
         self._folder.cleanup()
 
 
+def graph_key(ckpt, is_encoder: bool) -> str | None:
+    """What a checkpoint's graph depends on: its weights and model.json, the graph's kind, and the
+    versions that write it; None when the checkpoint records no weights checksum."""
+    import hashlib
+
+    from bertcli import __version__, artifacts
+
+    weights = (artifacts.read_manifest(ckpt.folder) or {}).get("weights_sha256")
+    model_json = ckpt.folder / "model.json"
+    if not weights or not model_json.is_file():
+        return None
+    digest = hashlib.sha256(f"{weights}|{'encoder' if is_encoder else 'task'}|{OPSET}|{torch.__version__}|"
+                            f"{__version__}|".encode() + model_json.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def cached_graph(module: nn.Module, config, int8: bool, key: str) -> Path | None:
+    """The graph of `key` in bertcli's cache, built there the first time (in a staging folder, then
+    moved in, so a killed build leaves nothing that looks finished); None where the cache cannot
+    be written."""
+    from bertcli.cache import cache_dir
+
+    folder = cache_dir() / "onnx" / key
+    path = folder / (INT8_FILE if int8 else ONNX_FILE)
+    if path.is_file():
+        return path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder, prefix=".build-"))
+    except OSError:
+        return None
+    try:
+        build_graphs(module, staging, config, int8)
+        for built in (ONNX_FILE, INT8_FILE):
+            if (staging / built).is_file() and not (folder / built).is_file():
+                os.replace(staging / built, folder / built)
+    except OSError:
+        return None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path if path.is_file() else None
+
+
 @contextlib.contextmanager
-def runtime_model(model: nn.Module, is_encoder: bool, config, runtime: str):
+def runtime_model(model: nn.Module, is_encoder: bool, config, runtime: str, key: str | None = None):
     """`model` itself for runtime "torch"; for "onnx"/"onnx-int8" an OnnxModule running a graph of
-    it, built for this command and removed after it."""
+    it: from bertcli's cache when `key` (graph_key) names one, so that only a checkpoint's first
+    command pays for the export, else built for this command and removed after it."""
     if runtime == "torch":
         yield model
         return
-    graph = TemporaryGraph(graph_module(model.cpu(), is_encoder), config, int8=runtime == "onnx-int8")
+    require_onnx()
+    int8 = runtime == "onnx-int8"
+    module = graph_module(model.cpu(), is_encoder)
+    path = cached_graph(module, config, int8, key) if key else None
+    if path is not None:
+        yield OnnxModule(path)
+        return
+    graph = TemporaryGraph(module, config, int8=int8)
     try:
         yield graph.module()
     finally:

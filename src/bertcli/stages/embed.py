@@ -29,7 +29,7 @@ from bertcli.errors import UserError
 from bertcli.model import BertEncoder
 from bertcli.model.heads import combine_layers, masked_mean
 from bertcli.hf.bert_weights import POOLER
-from bertcli.hf.onnx import RUNTIME_NOTES, runtime_model
+from bertcli.hf.onnx import RUNTIME_NOTES, graph_key, runtime_model
 from bertcli.long_inputs import check_stride, pool_windows, windows
 from bertcli.runtime import console, pick_device, quantize_linear
 from bertcli.tokenizer import Tokenizer
@@ -58,7 +58,7 @@ def run(cfg: EmbedConfig) -> None:
         encoder = quantize_linear(encoder)
     tokenizer = ckpt.tokenizer()
     how = "tokens" if tokens else pooling
-    with runtime_model(encoder, True, ckpt.config, cfg.runtime) as engine:
+    with runtime_model(encoder, True, ckpt.config, cfg.runtime, graph_key(ckpt, True)) as engine:
         vectors, truncated, ids = embed_texts(engine, tokenizer, texts, how, normalize, cfg.batch_size, max_seq_len,
                                               layers, cfg.stride if cfg.long_inputs == "window" else None)
     if truncated:

@@ -23,7 +23,7 @@ from bertcli.checkpoint import load_checkpoint
 from bertcli.config import PredictConfig
 from bertcli.data.decoding import iter_text_lines
 from bertcli.errors import UserError
-from bertcli.hf.onnx import RUNTIME_NOTES, runtime_model
+from bertcli.hf.onnx import RUNTIME_NOTES, graph_key, runtime_model
 from bertcli.long_inputs import count_truncated, windowed_outputs, windowed_word_outputs
 from bertcli.tasks.base import Batchable
 from bertcli.tasks.labelled import EncodedExamples
@@ -41,7 +41,7 @@ def run(cfg: PredictConfig) -> int:
     model = loaded.model.to(pick_device(cfg.device))
     if cfg.fast:
         model = quantize_linear(model)
-    with runtime_model(model, False, ckpt.config, cfg.runtime) as engine:
+    with runtime_model(model, False, ckpt.config, cfg.runtime, graph_key(ckpt, False)) as engine:
         count = predict_lines(cfg, loaded, tokenizer, engine)
     console.print(f"predicted {count:,} lines with {ckpt.folder} ({ckpt.task}"
                   f"{', int8 linear layers' if cfg.fast else ''}{RUNTIME_NOTES[cfg.runtime]})")
