@@ -23,6 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BERTCLI_SHARED_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from tasks import hf_sentence_vectors  # noqa: E402  (bench/tasks.py: the same anchor as its speed rows)
 
 
 def main() -> None:
@@ -62,19 +65,7 @@ def main() -> None:
     hf_tok = transformers.AutoTokenizer.from_pretrained(str(hf_dir))
 
     def run_hf():
-        order = sorted(range(len(texts)), key=lambda i: len(hf_tok.tokenize(texts[i])))
-        vectors = [None] * len(texts)
-        with torch.inference_mode():
-            for s in range(0, len(order), 32):
-                chunk = order[s:s + 32]
-                batch = hf_tok([texts[i] for i in chunk], padding=True, truncation=True, max_length=128,
-                               return_tensors="pt")
-                h = hf(**batch).last_hidden_state
-                m = batch["attention_mask"].unsqueeze(-1).float()
-                v = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=1)
-                for row, i in enumerate(chunk):
-                    vectors[i] = v[row].numpy()
-        return np.stack(vectors)
+        return hf_sentence_vectors(hf, hf_tok, texts)
 
     runs = {"transformers BertModel (sorted)": run_hf}
     runs.update({name: (lambda m=model: np.stack(embed_texts(m, tokenizer, texts, "mean", True, 32, 128)[0]))

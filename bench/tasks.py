@@ -196,9 +196,29 @@ def hf_finetune(name: str, files, ckpt: Path) -> dict:
 # ----------------------------------------------------------------------------- embed / predict speed
 
 
-def speed(out: Path, ckpt: Path, sst2_ft: Path | None, repeats: int = 2) -> dict:
+def hf_sentence_vectors(hf, hf_tok, texts: list[str], batch_size: int = 32, max_length: int = 128):
+    """The anchor of the embed benchmarks: transformers' BertModel, batches sorted by length (as
+    sentence-transformers does), mean pooling over real tokens, L2-normalised; (N, H) in text order."""
     import numpy as np
     import torch
+
+    order = sorted(range(len(texts)), key=lambda i: len(hf_tok.tokenize(texts[i])))
+    vectors = [None] * len(texts)
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            chunk = order[s:s + batch_size]
+            batch = hf_tok([texts[i] for i in chunk], padding=True, truncation=True, max_length=max_length,
+                           return_tensors="pt")
+            h = hf(**batch).last_hidden_state
+            m = batch["attention_mask"].unsqueeze(-1).float()
+            v = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=1)
+            for row, i in enumerate(chunk):
+                vectors[i] = v[row].numpy()
+    return np.stack(vectors)
+
+
+def speed(out: Path, ckpt: Path, sst2_ft: Path | None, repeats: int = 2) -> dict:
+    import numpy as np
     import transformers
 
     from bertcli.checkpoint import load_checkpoint
@@ -217,19 +237,7 @@ def speed(out: Path, ckpt: Path, sst2_ft: Path | None, repeats: int = 2) -> dict
     hf_tok = transformers.AutoTokenizer.from_pretrained(str(minilm_hf_dir()))
 
     def run_hf():
-        order = sorted(range(len(texts)), key=lambda i: len(hf_tok.tokenize(texts[i])))
-        vectors = [None] * len(texts)
-        with torch.inference_mode():
-            for s in range(0, len(order), 32):
-                chunk = order[s:s + 32]
-                batch = hf_tok([texts[i] for i in chunk], padding=True, truncation=True, max_length=128,
-                               return_tensors="pt")
-                h = hf(**batch).last_hidden_state
-                m = batch["attention_mask"].unsqueeze(-1).float()
-                v = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=1)
-                for row, i in enumerate(chunk):
-                    vectors[i] = v[row].numpy()
-        return np.stack(vectors)
+        return hf_sentence_vectors(hf, hf_tok, texts)
 
     def run_ours(model):
         return np.stack(embed_texts(model, tokenizer, texts, "mean", True, 32, 128)[0])

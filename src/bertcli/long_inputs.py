@@ -45,15 +45,6 @@ def pool_windows(outputs: list[np.ndarray], owners: list[int], count: int,
     return [(total_sum / total).astype(np.float32) for total_sum, total in zip(sums, totals)]
 
 
-def count_truncated(examples, tokenizer, max_seq_len: int) -> int:
-    """How many labelled examples (text, or text pair) do not fit max_seq_len with their special tokens."""
-    firsts = tokenizer.encode_batch(examples.texts)
-    if examples.pairs is None:
-        return sum(len(a) + 2 > max_seq_len for a in firsts)
-    seconds = tokenizer.encode_batch(examples.pairs)
-    return sum(len(a) + len(b) + 3 > max_seq_len for a, b in zip(firsts, seconds))
-
-
 def windowed_outputs(model, examples, tokenizer, max_seq_len: int, stride: int, batch_size: int) -> list[np.ndarray]:
     """A sequence-level model's output for each single-text example, averaged over its windows."""
     from bertcli.tasks.labelled import EncodedExamples

@@ -5,8 +5,9 @@ dynamic) and gives what the PyTorch model gives: last_hidden_state and pooler_ou
 (a pretrained or imported checkpoint), the task head's output (logits) for a fine-tuned one. It is
 written by torch's TorchScript-based exporter as plain opset-17 operators, so any ONNX runtime
 reads it; ONNX Runtime applies its own graph optimisations (ORT_ENABLE_ALL) when a session opens.
-Its offline transformer optimizer (fused Attention/SkipLayerNorm contrib ops) was measured slower
-on 2 CPU cores (MiniLM, SST-2: 5.6 s against 5.1 s for the plain graph) and is not used. The int8
+Its offline transformer optimizer (fused Attention/SkipLayerNorm contrib ops) showed no consistent
+gain on 2 CPU cores (experiments/onnx_fusion.py) and would tie the graph to ONNX Runtime, so it is
+not used. The int8
 variant quantises every MatMul's weights per output channel (dynamic quantisation: activations are
 quantised per batch, so no calibration set is needed).
 

@@ -24,7 +24,7 @@ from bertcli.config import PredictConfig
 from bertcli.data.decoding import iter_text_lines
 from bertcli.errors import UserError
 from bertcli.hf.onnx import RUNTIME_NOTES, graph_key, runtime_model
-from bertcli.long_inputs import count_truncated, windowed_outputs, windowed_word_outputs
+from bertcli.long_inputs import windowed_outputs, windowed_word_outputs
 from bertcli.tasks.base import Batchable
 from bertcli.tasks.labelled import EncodedExamples
 from bertcli.runtime import console, pick_device, quantize_linear
@@ -71,19 +71,20 @@ def predict_lines(cfg: PredictConfig, loaded, tokenizer, model) -> int:
         if not block:
             break
         data = task.read_lines(block, source, settings)
-        encoded = task.encode(data, tokenizer, settings, loaded.labels)
         if window and task.name == "ner":
             outputs = windowed_word_outputs(model, data, tokenizer, settings.max_seq_len, cfg.stride, batch_size)
             # every word has its own row of logits now: word w's first piece is row w
             encoded = Batchable(data, EncodedExamples([], [], None, meta=[np.arange(len(s)) for s in data.words]))
         elif window and data.pairs is None:
             outputs = windowed_outputs(model, data, tokenizer, settings.max_seq_len, cfg.stride, batch_size)
+            encoded = Batchable(data, EncodedExamples([], [], None))  # cls/regression read outputs only
         else:
+            encoded = task.encode(data, tokenizer, settings, loaded.labels)
             outputs = forward_all(model, encoded.encoded, tokenizer.pad_id, batch_size) if len(encoded.encoded) else []
-            if task.name in WINDOWED_TASKS:
-                truncated += count_truncated(data, tokenizer, settings.max_seq_len)
-            elif task.name == "ner":  # a word past the window has no first piece (-1)
+            if task.name == "ner":  # a word past the window has no first piece (-1)
                 truncated += sum(int((first < 0).any()) for first in encoded.encoded.meta)
+            else:
+                truncated += encoded.encoded.truncated
         records = task.predictions(encoded, outputs, loaded.labels, settings)
         sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         sys.stdout.flush()

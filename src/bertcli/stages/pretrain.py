@@ -210,11 +210,12 @@ class PretrainRecipe:
             saves = math.ceil(max(self.total - self.state.step, 0) / cfg.train.save_every)
             # keep_last of them, plus the next one while it is written, before the oldest goes
             kept = min(saves, cfg.train.keep_last + 1) if cfg.train.keep_last else saves
-        needed = kept * self.checkpoint_bytes(with_state=True) + self.checkpoint_bytes(with_state=False)
+        resumable = self.checkpoint_bytes(with_state=True)
+        needed = kept * resumable + self.checkpoint_bytes(with_state=False)
         free = free_bytes(self.run_dir)
         if free is not None and free < needed:
             console.print(f"[yellow]warning:[/] {self.run_dir}: {human_bytes(free)} free, but {kept} resumable "
-                          f"checkpoint(s) of about {human_bytes(self.checkpoint_bytes(True))} and the final model "
+                          f"checkpoint(s) of about {human_bytes(resumable)} and the final model "
                           f"need about {human_bytes(needed)}; free space, lower train.keep_last, or choose "
                           f"another --out")
 

@@ -191,6 +191,7 @@ class EncodedExamples:
     token_labels: list[np.ndarray] | None = None  # NER: one per token, IGNORE_INDEX where none
     spans: np.ndarray | None = None  # QA: (N, 2) answer start and end token, 0 0 when absent
     meta: list | None = None  # how each row maps back to its example (NER first pieces, QA windows)
+    truncated: int = 0  # examples cut to fit max_seq_len (cls/regression; NER marks cut words in meta)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -234,16 +235,18 @@ def encode_examples(examples: LabelledExamples, tokenizer: Tokenizer, max_seq_le
                     labels: np.ndarray | None) -> EncodedExamples:
     firsts = tokenizer.encode_batch(examples.texts)
     seconds = tokenizer.encode_batch(examples.pairs) if examples.pairs is not None else None
-    input_ids, token_type_ids = [], []
+    input_ids, token_type_ids, truncated = [], [], 0
     for i, a in enumerate(firsts):
         if seconds is None:
+            truncated += len(a) > max_seq_len - 2
             a = a[: max_seq_len - 2]
             ids = [tokenizer.cls_id, *a, tokenizer.sep_id]
             types = [0] * len(ids)
         else:
+            truncated += len(a) + len(seconds[i]) > max_seq_len - 3
             a, b = truncate_pair(a, seconds[i], max_seq_len - 3)
             ids = [tokenizer.cls_id, *a, tokenizer.sep_id, *b, tokenizer.sep_id]
             types = [0] * (len(a) + 2) + [1] * (len(b) + 1)
         input_ids.append(np.asarray(ids, dtype=np.int64))
         token_type_ids.append(np.asarray(types, dtype=np.int64))
-    return EncodedExamples(input_ids, token_type_ids, labels)
+    return EncodedExamples(input_ids, token_type_ids, labels, truncated=truncated)
