@@ -22,7 +22,8 @@ from safetensors.torch import load, save_file
 from bertcli import artifacts
 from bertcli.errors import UserError
 from bertcli.hf.folders import refuse_transformers_folder
-from bertcli.model import BertConfig, BertEncoder
+from bertcli.model import BertConfig, BertEncoder, BertForPretraining
+from bertcli.model.electra import ElectraForPretraining
 from bertcli.tokenizer import Tokenizer, load_tokenizer
 
 WEIGHTS = "model.safetensors"
@@ -113,6 +114,22 @@ def save_checkpoint(folder: Path, state: dict[str, torch.Tensor], config: BertCo
     tokenizer.copy_to(folder / TOKENIZER_DIR)
     artifacts.write_manifest(folder, "checkpoint", run_config or {}, task=task,
                              weights_sha256=artifacts.sha256_file(folder / WEIGHTS))
+
+
+def load_pretraining_model(ckpt: Checkpoint) -> BertForPretraining | ElectraForPretraining:
+    """A pretraining checkpoint's whole model, heads included, as it was trained (BERT's MLM/NSP, or
+    ELECTRA's generator and discriminator, whose shapes model.json's extra records)."""
+    if "discriminator" in ckpt.heads:
+        try:
+            generator = BertConfig.from_dict(ckpt.extra["generator"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{ckpt.folder / MODEL_JSON}: an ELECTRA checkpoint without a valid generator shape "
+                            f"({exc}); use another checkpoint")
+        model = ElectraForPretraining(ckpt.config, generator, float(ckpt.extra.get("discriminator_weight", 50.0)))
+    else:
+        model = BertForPretraining(ckpt.config)
+    model.load_state_dict(ckpt.state_dict())
+    return model
 
 
 def load_encoder(ckpt: Checkpoint) -> BertEncoder:

@@ -308,6 +308,25 @@ class BuildCorpusConfig(ReadSettings):
 
 
 @dataclass(frozen=True)
+class ElectraSpec:
+    """Replaced-token detection (Clark et al. 2020): a small MLM generator fills the masked positions
+    with samples, and the model (the discriminator) learns which tokens were replaced, at every position."""
+
+    # The generator's width as a fraction of the discriminator's (the paper's best: 1/4 to 1/2,
+    # section 3.2; ELECTRA-Small uses 1/4). Same depth; heads = width / 64 (at least 1) unless set.
+    generator_fraction: float = 0.25
+    generator_heads: int = 0  # 0: generator width / 64, at least 1
+    discriminator_weight: float = 50.0  # lambda in loss = MLM + lambda * replaced-token loss (section 2)
+
+    def __post_init__(self):
+        require(0.0 < self.generator_fraction <= 1.0, "generator_fraction",
+                f"must be in (0, 1], got {self.generator_fraction}")
+        require(self.generator_heads >= 0, "generator_heads", f"must be >= 0, got {self.generator_heads}")
+        require(self.discriminator_weight > 0, "discriminator_weight",
+                f"must be > 0, got {self.discriminator_weight}")
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     # Flags of the sections' fields that mean nothing to this stage, left off its command line.
     CLI_EXCLUDE: ClassVar[tuple[str, ...]] = ("train.epochs",)
@@ -319,6 +338,10 @@ class PretrainConfig:
     # Shard bytes against the manifest's sha256 and ids against the vocabulary before training:
     # once (a corpus file verified unchanged is not hashed again) or always.
     verify_corpus: Literal["once", "always"] = "once"
+    objective: Literal["mlm", "electra"] = setting("mlm", flag="--objective", help="mlm: BERT's masked LM (with "
+                                                   "NSP when the corpus has it); electra: replaced-token "
+                                                   "detection with a small generator (the electra.* keys).")
+    electra: ElectraSpec = field(default_factory=ElectraSpec)
     model: ModelSpec = field(default_factory=ModelSpec)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -111,12 +111,17 @@ class BertEncoder(nn.Module):
         the hidden states are (B, Q, H). Pretraining reads the last layer only at [CLS] and the masked
         positions, so this skips most of that layer's work without changing any result.
         """
-        x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
+        x = self.stack(self.embeddings(input_ids, token_type_ids), attention_mask, rows)  # (B, T or Q, H)
+        return x, self.pooler(x)
+
+    def stack(self, x: torch.Tensor, attention_mask: torch.Tensor | None,
+              rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The layers on embedded input x (B, T, H); rows as in forward. ELECTRA's generator runs its
+        own layers on the discriminator's embeddings through this."""
         mask = attention_bias(attention_mask)
         for layer in self.layers[:-1]:
             x = layer(x, mask)
-        x = self.layers[-1](x, mask, rows)  # (B, T or Q, H)
-        return x, self.pooler(x)
+        return self.layers[-1](x, mask, rows)  # (B, T or Q, H)
 
     def layer_states(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                      attention_mask: torch.Tensor | None = None):

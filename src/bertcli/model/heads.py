@@ -26,12 +26,15 @@ class MaskedLMHead(nn.Module):
     """Transform (dense, GELU, LayerNorm), then a decoder tied to the input word embeddings, + bias.
 
     The decoder weight is passed in rather than held, so the tied tensor is stored only once.
+    `out_size`: the width of the tied embeddings when it differs from the encoder's (ELECTRA's
+    narrow generator decodes into the discriminator's embeddings).
     """
 
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, out_size: int | None = None):
         super().__init__()
-        self.transform = nn.Linear(config.hidden_size, config.hidden_size)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        out_size = out_size or config.hidden_size
+        self.transform = nn.Linear(config.hidden_size, out_size)
+        self.norm = nn.LayerNorm(out_size, eps=config.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, h: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:

@@ -41,6 +41,7 @@ from bertcli.hf.bert_weights import (
 )
 from bertcli.folder_lock import writes_output
 from bertcli.runtime import console
+from bertcli.hf import electra_folders as convert_electra
 from bertcli.tasks import TASKS
 from bertcli.tasks.loading import load_task_model
 
@@ -85,6 +86,8 @@ def import_hf(hf_dir: Path, out: Path) -> Path:
         raise UserError(f"{hf_dir}: not a folder; pass a Hugging Face model folder (with config.json)")
     out = artifacts.check_output_target(out, "checkpoint", inputs=[hf_dir])
     hf_config = _read_hf_config(hf_dir)
+    if hf_config.get("model_type") == "electra":
+        return convert_electra.import_electra(hf_dir, out, hf_config, read_hf_weights)
     try:
         config = config_from_hf(hf_config)
     except ConversionError as exc:
@@ -257,6 +260,8 @@ def _fill_missing(state: dict[str, torch.Tensor], config: BertConfig, task: str,
 def export_hf(checkpoint: Path, out: Path) -> Path:
     ckpt = load_checkpoint(checkpoint)
     out = artifacts.check_output_target(out, "hf-export", inputs=[checkpoint])
+    if convert_electra.is_electra(ckpt):
+        return convert_electra.export_electra(ckpt, out)
     if ckpt.task not in TASK_HEADS:
         raise UserError(f"{ckpt.folder}: a {ckpt.task!r} checkpoint has no Hugging Face BERT class; "
                         f"exportable tasks: {', '.join(TASK_HEADS)}")

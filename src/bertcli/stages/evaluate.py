@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 
 from bertcli import artifacts
-from bertcli.checkpoint import load_checkpoint
+from bertcli.checkpoint import load_checkpoint, load_pretraining_model
 from bertcli.config import EvalConfig
 from bertcli.data.shards import CorpusReader, corpus_splits
 from bertcli.errors import UserError
-from bertcli.model import BertForPretraining
+from bertcli.model.electra import ElectraForPretraining
 from bertcli.runtime import console, pick_device
 from bertcli.tasks.loading import check_data_kind, load_task_model
 from bertcli.train.evaluation import evaluate_pretraining, forward_all
@@ -55,10 +55,10 @@ def evaluate_corpus(ckpt, folder: Path, batch_size: int, max_examples: int, spli
     if reader.tokenizer_fingerprint != ckpt.tokenizer().fingerprint():
         raise UserError(f"{folder}: built with a different tokenizer than {ckpt.folder}; rebuild the corpus "
                         f"with --tokenizer {ckpt.folder}/tokenizer")
-    model = BertForPretraining(ckpt.config)
-    model.load_state_dict(ckpt.state_dict())
-    model.to(device)
-    console.print(f"evaluating {'MLM/NSP' if reader.has_nsp else 'MLM'} on {folder} ({split} split)")
+    model = load_pretraining_model(ckpt).to(device)
+    electra = isinstance(model, ElectraForPretraining)
+    what = "replaced-token detection" if electra else "MLM/NSP" if reader.has_nsp else "MLM"
+    console.print(f"evaluating {what} on {folder} ({split} split)")
     return {"split": split, **evaluate_pretraining(model, reader, batch_size, max_examples)}
 
 

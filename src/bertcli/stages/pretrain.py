@@ -26,6 +26,7 @@ from bertcli.data.shards import CorpusReader, corpus_splits
 from bertcli.disk_space import free_bytes, human_bytes
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
+from bertcli.model.electra import ELECTRA_HEADS, ElectraForPretraining, generator_config
 from bertcli.model.heads import IGNORE_INDEX
 from bertcli.runtime import (StopRequest, barrier, configure, console, grad_scaler, hardware, init_distributed, is_main,
                              pick_device, seed_everything, sum_over_ranks, warn_if_slow_dtype)
@@ -57,10 +58,39 @@ def model_config(spec: ModelSpec, vocab_size: int, pad_id: int) -> BertConfig:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise UserError(f"model.preset: unknown preset {spec.preset!r}{hint}; "
                         f"choose tiny, mini, small, medium, base, large or L{{2..12}}-H{{128,256,512,768}}") from None
-    except ValueError:
+    except ValueError as exc:
         shape = {**preset_shape(spec.preset), **{key: value for key, value in sizes.items() if value is not None}}
-        raise UserError(f"model.hidden_size {shape['hidden_size']} is not divisible by model.num_heads "
-                        f"{shape['num_heads']}; choose sizes where it is") from None
+        if shape["hidden_size"] % shape["num_heads"]:
+            raise UserError(f"model.hidden_size {shape['hidden_size']} is not divisible by model.num_heads "
+                            f"{shape['num_heads']}; choose sizes where it is") from None
+        raise UserError(f"model: {exc}") from None
+
+
+def pretraining_model(arch: BertConfig, cfg: PretrainConfig):
+    """BERT's MLM(+NSP) model, or ELECTRA's generator and discriminator around the same encoder."""
+    if cfg.objective == "mlm":
+        return BertForPretraining(arch)
+    try:
+        generator = generator_config(arch, cfg.electra.generator_fraction, cfg.electra.generator_heads)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return ElectraForPretraining(arch, generator, cfg.electra.discriminator_weight)
+
+
+def objective_of(heads: list[str]) -> str | None:
+    """The objective a checkpoint was pretrained with, from its heads (None: an encoder alone)."""
+    if "discriminator" in heads:
+        return "electra"
+    return "mlm" if "mlm" in heads else None
+
+
+def check_init_matches(init, cfg: PretrainConfig) -> None:
+    """--init-from continues a checkpoint's own objective: training ELECTRA's heads from an MLM
+    checkpoint (or the reverse) would silently start parts of the model from scratch."""
+    saved = objective_of(init.heads)
+    if saved is not None and saved != cfg.objective:
+        raise UserError(f"--init-from {init.folder}: pretrained with objective {saved}, this run has objective "
+                        f"{cfg.objective}; set --objective {saved}, or start anew without --init-from")
 
 
 def resume_point(run: Path, cfg: PretrainConfig):
@@ -146,7 +176,10 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     with events.tensorboard(recipe.metrics_path, recipe.run_dir / "tensorboard", cfg.runtime.tensorboard and is_main()):
         recipe.train()
         result = recipe.finish()
-    if result is not None:
+    if result is not None and "disc_auc" in result:
+        console.print(f"held-out: replaced-token accuracy {result['disc_accuracy']:.4f}, AUC {result['disc_auc']:.4f}; "
+                      f"generator MLM accuracy {result['mlm_accuracy']:.4f} ({result['examples']} examples)")
+    elif result is not None:
         nsp = f"NSP accuracy {result['nsp_accuracy']:.4f} " if "nsp_accuracy" in result else ""
         console.print(f"held-out: MLM accuracy {result['mlm_accuracy']:.4f}, perplexity {result['perplexity']:.2f}, "
                       f"{nsp}({result['examples']} examples)")
@@ -184,9 +217,10 @@ class PretrainRecipe:
         if is_main():  # one rank reads the corpus through; the others wait at the run folder's barrier
             self._verify_corpus()
         self._open_run_folder(resume_from)
-        # Without NSP (an MLM-only corpus) the pooler and NSP head get no gradient; DDP must be told,
-        # or it waits for their gradients forever.
-        wrapped = (DistributedDataParallel(self.model, find_unused_parameters=not self.reader.has_nsp)
+        # Without NSP (an MLM-only corpus, or ELECTRA) the pooler and NSP head get no gradient; DDP must
+        # be told, or it waits for their gradients forever.
+        unused = not self.reader.has_nsp or cfg.objective == "electra"
+        wrapped = (DistributedDataParallel(self.model, find_unused_parameters=unused)
                    if self.world > 1 else self.model)
         self.compiled = torch.compile(wrapped) if cfg.runtime.compile else wrapped
         self.total = horizon(cfg, self.reader)
@@ -267,6 +301,7 @@ class PretrainRecipe:
             if init.tokenizer().fingerprint() != self.reader.tokenizer_fingerprint:
                 raise UserError(f"{cfg.corpus}: built with a different tokenizer than {cfg.init_from}; rebuild "
                                 f"the corpus with --tokenizer {init.folder}/tokenizer")
+            check_init_matches(init, cfg)
             arch = BertConfig.from_dict({**init.config.to_dict(), "dropout": cfg.model.dropout,
                                          "attention_dropout": cfg.model.attention_dropout})
         else:
@@ -275,7 +310,7 @@ class PretrainRecipe:
             if corpus is not None:
                 check_fits(folder, corpus, arch)
         self.arch = arch
-        self.model = BertForPretraining(arch)
+        self.model = pretraining_model(arch, cfg)
         if init is not None:
             report_init(self.model, init)
         self.model.to(self.device)
@@ -310,7 +345,8 @@ class PretrainRecipe:
                        # Under torchrun, batches are built on the main thread: building one holds a collective.
                        micro_batches=(Prefetcher(self.micro_batches) if cfg.runtime.prefetch and self.world == 1
                                       else self.micro_batches),
-                       losses=pretraining_losses, after_step=self.after_step, metrics_path=self.metrics_path,
+                       losses=electra_losses if cfg.objective == "electra" else pretraining_losses,
+                       after_step=self.after_step, metrics_path=self.metrics_path,
                        dtype=cfg.runtime.dtype, description="pretrain", schedule=cfg.optim.schedule,
                        max_tokens=cfg.train.max_tokens, max_seconds=cfg.train.max_seconds,
                        max_bad_steps=cfg.train.max_bad_steps,
@@ -335,9 +371,13 @@ class PretrainRecipe:
         # Masks may be drawn here (dynamic masking), so the count is summed over ranks (a collective).
         masked = [int((part["mlm_labels"] != IGNORE_INDEX).sum()) for part in parts]
         total_masked = max(sum_over_ranks(sum(masked), self.device), 1)
+        tokens = [int(part["attention_mask"].sum()) for part in parts]
+        # ELECTRA's replaced-token loss is a mean over the step's real tokens.
+        total_tokens = max(sum_over_ranks(sum(tokens), self.device), 1) if self.cfg.objective == "electra" else 1
         return [{**to_device(unpadded(part), self.device), "mlm_share": count / total_masked,
-                 "nsp_share": len(part["input_ids"]) / len(indices), "tokens": int(part["attention_mask"].sum())}
-                for part, count in zip(parts, masked)]
+                 "nsp_share": len(part["input_ids"]) / len(indices), "token_share": real / total_tokens,
+                 "tokens": real}
+                for part, count, real in zip(parts, masked, tokens)]
 
     def after_step(self, done: int) -> None:
         cfg = self.cfg
@@ -383,8 +423,13 @@ class PretrainRecipe:
         if not is_main():
             return
         with artifacts.staged_folder(folder, self.checkpoint_bytes(with_state)) as tmp:
-            save_checkpoint(tmp, self.model.state_dict(), self.arch, "pretraining", ["mlm", "nsp"], self.tokenizer,
-                            run_config=config.to_dict(self.cfg), extra={"step": self.state.step})
+            heads, extra = ["mlm", "nsp"], {"step": self.state.step}
+            if self.cfg.objective == "electra":
+                heads = ELECTRA_HEADS
+                extra.update(objective="electra", generator=self.model.generator_config.to_dict(),
+                             discriminator_weight=self.model.discriminator_weight)
+            save_checkpoint(tmp, self.model.state_dict(), self.arch, "pretraining", heads, self.tokenizer,
+                            run_config=config.to_dict(self.cfg), extra=extra)
             if with_state:
                 save_train_state(tmp, self.optimizer, self.state, rng, self.scaler)
 
@@ -418,6 +463,7 @@ def unpadded(batch: dict) -> dict:
 def pretraining_losses(model: BertForPretraining, batch: dict) -> dict:
     """This micro-batch's share of the step's MLM and NSP losses (see micro_batches)."""
     mlm_share, nsp_share = batch.pop("mlm_share"), batch.pop("nsp_share")
+    batch.pop("token_share", None)
     out = model(**batch)
     mlm_loss = out["mlm_loss"] * mlm_share
     if "nsp_loss" not in out:  # an MLM-only corpus
@@ -426,11 +472,25 @@ def pretraining_losses(model: BertForPretraining, batch: dict) -> dict:
     return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss}
 
 
+def electra_losses(model: ElectraForPretraining, batch: dict) -> dict:
+    """This micro-batch's share of the generator's MLM loss (a mean over the step's masked tokens)
+    and of the replaced-token loss and accuracy (means over the step's real tokens)."""
+    mlm_share, token_share = batch.pop("mlm_share"), batch.pop("token_share")
+    batch.pop("nsp_share", None)
+    out = model(**batch)
+    weight = model.module.discriminator_weight if hasattr(model, "module") else model.discriminator_weight
+    mlm_loss, disc_loss = out["mlm_loss"] * mlm_share, out["disc_loss"] * token_share
+    return {"loss": mlm_loss + weight * disc_loss, "mlm_loss": mlm_loss, "disc_loss": disc_loss,
+            "disc_accuracy": out["disc_accuracy"] * token_share,
+            "replaced_fraction": out["replaced_fraction"] * token_share}
+
+
 def report_init(model: BertForPretraining, init) -> None:
     """Load a checkpoint's encoder, and its MLM/NSP heads when it has them; say what starts fresh."""
     state = init.state_dict()
-    missing, unexpected = model.load_state_dict(
-        {k: v for k, v in state.items() if k.startswith(("bert.", "mlm.", "nsp."))}, strict=False)
+    heads = tuple(f"{name}." for name, _ in model.named_children())
+    missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k.startswith(heads)},
+                                                strict=False)
     encoder_missing = [k for k in missing if k.startswith("bert.")]
     if encoder_missing:
         raise UserError(f"{init.folder}: encoder weights missing ({', '.join(encoder_missing[:3])} ...); "

@@ -36,7 +36,7 @@ from bertcli.metrics_log import read_metrics
 RUN_KINDS = ("pretrain-run", "finetune-run")
 # train-record keys drawn in the fixed figures; any other numeric key gets a figure of its own
 KNOWN_TRAIN_KEYS = {"step", "split", "epoch", "loss", "mlm_loss", "nsp_loss", "lr", "tokens_per_s", "tokens_seen",
-                    "grad_norm", "mlm_accuracy", "nsp_accuracy"}
+                    "grad_norm", "mlm_accuracy", "nsp_accuracy", "disc_loss", "disc_accuracy", "replaced_fraction"}
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
 
@@ -262,6 +262,14 @@ def pretrain_figures(plt, runs: list[Run], folder: Path) -> list[Figure]:
          [panel("NSP loss", "loss", lines(train, "nsp_loss", "train", "-") + lines(held, "nsp_loss", "held-out", "--o")),
           panel("NSP accuracy", "accuracy", lines(train, "nsp_accuracy", "train", "-") +
                 lines(held, "nsp_accuracy", "held-out", "--o"))]),
+        ("electra", "Replaced-token detection (ELECTRA)",
+         "The discriminator's loss and accuracy on every real token (train: solid; held-out: dashed), and "
+         "its held-out ROC AUC of replaced against original tokens; an MLM run has none of these.",
+         [panel("replaced-token loss", "loss", lines(train, "disc_loss", "train", "-") +
+                lines(held, "disc_loss", "held-out", "--o")),
+          panel("replaced-token accuracy", "accuracy", lines(train, "disc_accuracy", "train", "-") +
+                lines(held, "disc_accuracy", "held-out", "--o")),
+          panel("held-out AUC", "AUC", lines(held, "disc_auc", "held-out", "--o"))]),
         ("heldout", "Held-out perplexity", "exp(held-out MLM loss), log scale.",
          [panel("perplexity", "perplexity", lines(held, "perplexity", "held-out", "--o"), logy=True)]),
         ("optim", "Optimizer", "Learning rate (warmup, then linear decay) and, when the run logs it, the gradient norm.",

@@ -75,6 +75,18 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return pearson(average_ranks(x), average_ranks(y))
 
 
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of `scores` for the 0/1 `labels`: the probability that a random
+    positive scores above a random negative, ties counting half (Mann-Whitney U from average ranks,
+    as scikit-learn's roc_auc_score). 0.5 when one class is absent."""
+    labels = np.asarray(labels).astype(bool)
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if not positives or not negatives:
+        return 0.5
+    ranks = average_ranks(scores)
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
 def regression_metrics(predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     predictions, targets = np.asarray(predictions, np.float64), np.asarray(targets, np.float64)
     return {"pearson": pearson(predictions, targets), "spearman": spearman(predictions, targets),
