@@ -79,9 +79,42 @@ class ModelSpec:
     max_position_embeddings: int = 512
     dropout: float = 0.1
     attention_dropout: float = 0.1
+    # The block: BERT's, or ModernBERT's settings together (bertcli.model.config.BLOCKS). Each
+    # setting below overrides the block's own; None keeps it. An --init-from run keeps the
+    # checkpoint's block, so there None means "the checkpoint's" and anything else must match it.
+    block: Optional[Literal["bert", "modern"]] = setting(
+        None, flag="--block", help="Encoder block: bert (Devlin et al. 2019) or modern (ModernBERT: pre-LN, rotary "
+        "positions, GeGLU, no biases, sliding-window attention in 2 layers of 3); default bert, or the --init-from "
+        "checkpoint's.", show_default=False)
+    norm: Optional[Literal["post", "pre"]] = None
+    position: Optional[Literal["learned", "rotary"]] = None
+    ffn: Optional[Literal["gelu", "geglu"]] = None
+    bias: Optional[bool] = None
+    local_window: Optional[int] = None  # sliding-window layers attend |i - j| <= local_window / 2; 0: none
+    global_every: Optional[int] = None  # with a window, layer i is global when i % global_every == 0
+    rope_theta: Optional[float] = None
+    local_rope_theta: Optional[float] = None
+    type_vocab_size: Optional[int] = None  # 0: no segment embeddings
+    layer_norm_eps: Optional[float] = None
+
+    BLOCK_OVERRIDES: ClassVar[tuple[str, ...]] = ("norm", "position", "ffn", "bias", "local_window", "global_every",
+                                                   "rope_theta", "local_rope_theta", "type_vocab_size",
+                                                   "layer_norm_eps")
+
+    def block_overrides(self) -> dict:
+        """The block settings this spec sets (None left out)."""
+        return {key: getattr(self, key) for key in self.BLOCK_OVERRIDES if getattr(self, key) is not None}
 
     def __post_init__(self):
         require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
+        require(self.local_window is None or (self.local_window >= 0 and self.local_window % 2 == 0), "local_window",
+                f"must be an even number >= 0 (0: every layer global), got {self.local_window}")
+        require(self.global_every is None or self.global_every >= 1, "global_every", f"must be >= 1, got {self.global_every}")
+        require(self.type_vocab_size is None or self.type_vocab_size >= 0, "type_vocab_size",
+                f"must be >= 0 (0: no segment embeddings), got {self.type_vocab_size}")
+        for key in ("rope_theta", "local_rope_theta", "layer_norm_eps"):
+            value = getattr(self, key)
+            require(value is None or value > 0, key, f"must be > 0, got {value}")
         require(0.0 <= self.attention_dropout < 1.0, "attention_dropout",
                 f"must be in [0, 1), got {self.attention_dropout}")
         require(self.max_position_embeddings > 0, "max_position_embeddings", "must be > 0")

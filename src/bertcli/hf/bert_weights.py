@@ -72,6 +72,17 @@ def config_from_hf(hf: dict) -> BertConfig:
         raise ConversionError(str(exc))
 
 
+def unexportable(config: BertConfig) -> list[str]:
+    """The block settings that keep `config` from being transformers' BERT (or ELECTRA, the same block),
+    one phrase each naming the setting and what BERT has."""
+    bert = BertConfig()
+    blocking = [f"model.{key}={getattr(config, key)} (BERT's is {getattr(bert, key)})"
+                for key in ("norm", "position", "ffn", "bias", "local_window") if getattr(config, key) != getattr(bert, key)]
+    if config.type_vocab_size < 1:
+        blocking.append(f"model.type_vocab_size={config.type_vocab_size} (BERT has segment embeddings)")
+    return blocking
+
+
 def config_to_hf(config: BertConfig, task: str, labels: list[str]) -> dict:
     """A config.json that transformers reads as the same model, for the class that matches `task`."""
     hf = {

@@ -13,7 +13,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 
 from bertcli import artifacts
@@ -21,16 +20,15 @@ from bertcli.checkpoint import MODEL_JSON, WEIGHTS, save_checkpoint
 from bertcli.errors import UserError
 from bertcli.hf import electra_weights
 from bertcli.hf.bert_weights import ConversionError
+from bertcli.hf.missing_weights import MISSING_WEIGHT_SEED, seeded_pooler
 from bertcli.hf.tokenizer import export_tokenizer, import_wordpiece
 from bertcli.model.config import BertConfig
 from bertcli.model.electra import ELECTRA_HEADS
-from bertcli.model.encoder import Pooler, init_weights
 from bertcli.runtime import console
 
 GENERATOR_DIR = "generator"
 HF_CONFIG = "config.json"
 HF_SAFETENSORS = "model.safetensors"
-MISSING_WEIGHT_SEED = 0  # the pooler ELECTRA has not (as convert.MISSING_WEIGHT_SEED)
 
 
 def is_electra(ckpt) -> bool:
@@ -38,9 +36,7 @@ def is_electra(ckpt) -> bool:
 
 
 def export_electra(ckpt, out: Path) -> Path:
-    blocking = electra_weights.unexportable(ckpt.config)
-    if blocking:
-        raise UserError(f"{ckpt.folder}: cannot export as transformers' ELECTRA: {'; '.join(blocking)}")
+    """A checkpoint of BERT's block (convert.export_hf sends the others to ModernBERT's export)."""
     try:
         generator = BertConfig.from_dict(ckpt.extra["generator"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -84,14 +80,11 @@ def import_electra(hf_dir: Path, out: Path, hf_config: dict, read_weights) -> Pa
         state = electra_weights.states_from_hf(disc_state, gen_state, disc_config, gen_config)
     except ConversionError as exc:
         raise UserError(f"{weights_path}: {exc}")
-    with torch.random.fork_rng(devices=[]):  # seeded, so an import repeats exactly
-        torch.manual_seed(MISSING_WEIGHT_SEED)
-        pooler = Pooler(disc_config)
-        init_weights(pooler, disc_config.initializer_range)
-    state.update({f"bert.pooler.{k}": v for k, v in pooler.state_dict().items()})
+    pooler = seeded_pooler(disc_config)
+    state.update(pooler)
     extra = {"source": {"format": "hf", "path": str(hf_dir.resolve()), "weights": weights_path.name,
                         "architecture": electra_weights.DISCRIMINATOR_ARCHITECTURE},
-             "missing": ["bert.pooler.dense.weight", "bert.pooler.dense.bias"]}
+             "missing": sorted(pooler)}
     if gen_config is not None:
         task, heads = "pretraining", ELECTRA_HEADS
         extra.update(objective="electra", generator=gen_config.to_dict())

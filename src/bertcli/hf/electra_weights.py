@@ -38,13 +38,6 @@ _GENERATOR_HEAD = [
 _TIED_DECODER = "generator_lm_head.weight"
 
 
-def unexportable(config: BertConfig) -> list[str]:
-    """The settings that keep `config` from being transformers' ELECTRA: none while bertcli's encoder
-    is BERT's block throughout; the check stays so that a new block setting must say how it exports."""
-    return [] if config.type_vocab_size >= 1 else [
-        "model.type_vocab_size=0 (transformers' ELECTRA has segment embeddings)"]
-
-
 def _config(config: BertConfig, architecture: str, embedding_size: int) -> dict:
     return {
         "architectures": [architecture],

@@ -143,13 +143,16 @@ def import_wordpiece(hf_dir: Path, out: Path, vocab_size: int) -> Tokenizer:
     return load_tokenizer(out)
 
 
-def export_tokenizer(tokenizer: Tokenizer, out: Path, model_max_length: int) -> None:
-    """Write tokenizer.json + tokenizer_config.json (+ vocab.txt for WordPiece) into a Hugging Face folder."""
+def export_tokenizer(tokenizer: Tokenizer, out: Path, model_max_length: int, segments: bool = True) -> None:
+    """Write tokenizer.json + tokenizer_config.json (+ vocab.txt for WordPiece) into a Hugging Face folder.
+    segments=False: a model without segment embeddings (ModernBERT), whose forward takes no token_type_ids,
+    so the tokenizer must not return them."""
     pieces = {role: tokenizer.id_to_piece(tokenizer.settings["special_ids"][role]) for role in SPECIAL_TOKENS}
     hf_config = {key: pieces[role] for role, key in _ROLE_KEYS.items()}
     hf_config["model_max_length"] = model_max_length
     # BERT takes segment ids; a generic PreTrainedTokenizerFast returns them only when asked to here.
-    hf_config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
+    hf_config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"] if segments else [
+        "input_ids", "attention_mask"]
     if tokenizer.backend == "wordpiece":
         tok = tokenizer.tok
         normalizer = json.loads(tok.to_str())["normalizer"] or {}

@@ -24,6 +24,7 @@ def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
 
 class MaskedLMHead(nn.Module):
     """Transform (dense, GELU, LayerNorm), then a decoder tied to the input word embeddings, + bias.
+    The decoder's bias stays in a block without biases (as ModernBERT's): it is the unigram prior.
 
     The decoder weight is passed in rather than held, so the tied tensor is stored only once.
     `out_size`: the width of the tied embeddings when it differs from the encoder's (ELECTRA's
@@ -33,8 +34,8 @@ class MaskedLMHead(nn.Module):
     def __init__(self, config: BertConfig, out_size: int | None = None):
         super().__init__()
         out_size = out_size or config.hidden_size
-        self.transform = nn.Linear(config.hidden_size, out_size)
-        self.norm = nn.LayerNorm(out_size, eps=config.layer_norm_eps)
+        self.transform = nn.Linear(config.hidden_size, out_size, bias=config.bias)
+        self.norm = nn.LayerNorm(out_size, eps=config.layer_norm_eps, bias=config.bias)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, h: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from bertcli.errors import UserError
 from bertcli.hf import onnx
 from bertcli.hf.tokenizer import export_tokenizer, import_wordpiece, read_json
 from bertcli.model.config import BertConfig
-from bertcli.model.encoder import Pooler, init_weights
+from bertcli.hf.missing_weights import MISSING_WEIGHT_SEED, seeded_pooler
 from bertcli.hf.bert_weights import (
     ARCHITECTURES,
     POOLER,
@@ -38,10 +38,12 @@ from bertcli.hf.bert_weights import (
     required_names,
     state_from_hf,
     state_to_hf,
+    unexportable,
 )
 from bertcli.folder_lock import writes_output
 from bertcli.runtime import console
 from bertcli.hf import electra_folders as convert_electra
+from bertcli.hf import modernbert_folders, modernbert_weights
 from bertcli.tasks import TASKS
 from bertcli.tasks.loading import load_task_model
 
@@ -49,8 +51,6 @@ HF_CONFIG = "config.json"
 HF_SAFETENSORS = "model.safetensors"
 HF_PICKLE = "pytorch_model.bin"
 FORMATS = ("hf", "onnx", "sentence-transformers")  # onnx, sentence-transformers: export only
-# The seed of any weight a source lacks (the pooler of a BertForMaskedLM), so conversions repeat.
-MISSING_WEIGHT_SEED = 0
 
 
 @writes_output
@@ -88,6 +88,8 @@ def import_hf(hf_dir: Path, out: Path) -> Path:
     hf_config = _read_hf_config(hf_dir)
     if hf_config.get("model_type") == "electra":
         return convert_electra.import_electra(hf_dir, out, hf_config, read_hf_weights)
+    if hf_config.get("model_type") == modernbert_weights.MODEL_TYPE:
+        return modernbert_folders.import_modernbert(hf_dir, out, hf_config, read_hf_weights)
     try:
         config = config_from_hf(hf_config)
     except ConversionError as exc:
@@ -242,12 +244,7 @@ def _fill_missing(state: dict[str, torch.Tensor], config: BertConfig, task: str,
         names = [theirs[n] for n in absent if n not in POOLER]
         raise UserError(f"{weights_path}: {len(names)} tensor(s) that config.json implies are missing, e.g. "
                         f"{', '.join(names[:3])}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(MISSING_WEIGHT_SEED)
-        pooler = Pooler(config)
-        init_weights(pooler, config.initializer_range)
-    for name, tensor in pooler.state_dict().items():
-        state[f"bert.pooler.{name}"] = tensor
+    state.update(seeded_pooler(config))
     console.print(f"warning: {weights_path} has no pooler weights; {', '.join(absent)} initialised at random "
                   f"(seed {MISSING_WEIGHT_SEED}) and listed in model.json extra.missing. Mean/CLS embeddings "
                   f"and MLM are unaffected; --pooling pooler and NSP are untrained")
@@ -260,6 +257,9 @@ def _fill_missing(state: dict[str, torch.Tensor], config: BertConfig, task: str,
 def export_hf(checkpoint: Path, out: Path) -> Path:
     ckpt = load_checkpoint(checkpoint)
     out = artifacts.check_output_target(out, "hf-export", inputs=[checkpoint])
+    bert_blocking = unexportable(ckpt.config)
+    if bert_blocking:
+        return modernbert_folders.export_modernbert(ckpt, out, bert_blocking)
     if convert_electra.is_electra(ckpt):
         return convert_electra.export_electra(ckpt, out)
     if ckpt.task not in TASK_HEADS:
@@ -308,6 +308,10 @@ def export_sentence_transformers(checkpoint: Path, out: Path, pooling: str, norm
     SentenceTransformer(out).encode(texts) gives `bertcli embed --pooling P [--normalize]`'s vectors."""
     ckpt = load_checkpoint(checkpoint)
     out = artifacts.check_output_target(out, "hf-export", inputs=[checkpoint])
+    blocking = unexportable(ckpt.config)
+    if blocking:
+        raise UserError(f"{ckpt.folder}: sentence-transformers export writes a BertModel, which this block is not: "
+                        f"{'; '.join(blocking)}; export it with --to hf (ModernBERT) or --to onnx")
     if pooling not in ("mean", "cls"):
         raise UserError(f"--pooling {pooling}: sentence-transformers pools by mean or cls; BERT's tanh pooler has "
                         f"no Pooling mode there, so use --pooling mean or --pooling cls")

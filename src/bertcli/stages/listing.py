@@ -21,12 +21,21 @@ RECIPES = Path(__file__).resolve().parents[3] / "recipes"
 
 
 def encoder_parameters(config: BertConfig) -> int:
-    """Parameters of BertEncoder (embeddings, layers, pooler), as in Hugging Face's BertModel."""
+    """Parameters of BertEncoder (embeddings, layers, pooler), as in Hugging Face's BertModel for
+    BERT's block; the modern block's settings (no position table, GeGLU, no biases, a final norm
+    and none before the first layer's attention) change the terms they touch."""
     H, I, L = config.hidden_size, config.intermediate_size, config.num_layers
-    embeddings = (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) * H + 2 * H
-    layer = (3 * H * H + 3 * H) + (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H
-    pooler = H * H + H
-    return embeddings + L * layer + pooler
+    b = 1 if config.bias else 0
+    norm = (1 + b) * H
+    positions = config.max_position_embeddings if config.position == "learned" else 0
+    embeddings = (config.vocab_size + positions + config.type_vocab_size) * H + norm
+    ffn_in = 2 * I if config.ffn == "geglu" else I
+    layer = (3 * H * H + 3 * b * H) + (H * H + b * H) + (H * ffn_in + b * ffn_in) + (I * H + b * H) + 2 * norm
+    pre = config.norm == "pre"
+    norms_absent = norm if pre else 0  # layer 0 has no attention norm in a pre-LN block
+    final_norm = norm if pre else 0
+    pooler = H * H + b * H
+    return embeddings + L * layer - norms_absent + final_norm + pooler
 
 
 def preset_rows(vocab_size: int = REFERENCE_VOCAB) -> list[dict]:

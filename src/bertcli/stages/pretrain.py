@@ -26,6 +26,7 @@ from bertcli.data.shards import CorpusReader, corpus_splits
 from bertcli.disk_space import free_bytes, human_bytes
 from bertcli.errors import UserError
 from bertcli.model import BertConfig, BertForPretraining, preset_names, preset_shape
+from bertcli.model.config import BLOCKS
 from bertcli.model.electra import ELECTRA_HEADS, ElectraForPretraining, generator_config
 from bertcli.model.heads import IGNORE_INDEX
 from bertcli.runtime import (StopRequest, barrier, configure, console, grad_scaler, hardware, init_distributed, is_main,
@@ -50,9 +51,10 @@ RESUMABLE_CHANGES = ("out", "train.max_steps", "train.log_every", "train.save_ev
 def model_config(spec: ModelSpec, vocab_size: int, pad_id: int) -> BertConfig:
     sizes = {key: getattr(spec, key) for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size")}
     try:
-        return BertConfig.from_preset(spec.preset, vocab_size=vocab_size, pad_token_id=pad_id,
-                                      max_position_embeddings=spec.max_position_embeddings, dropout=spec.dropout,
-                                      attention_dropout=spec.attention_dropout, **sizes)
+        return BertConfig.from_preset(spec.preset, block=spec.block or "bert", vocab_size=vocab_size,
+                                      pad_token_id=pad_id, max_position_embeddings=spec.max_position_embeddings,
+                                      dropout=spec.dropout, attention_dropout=spec.attention_dropout, **sizes,
+                                      **spec.block_overrides())
     except KeyError:
         close = difflib.get_close_matches(spec.preset, preset_names(), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -85,12 +87,20 @@ def objective_of(heads: list[str]) -> str | None:
 
 
 def check_init_matches(init, cfg: PretrainConfig) -> None:
-    """--init-from continues a checkpoint's own objective: training ELECTRA's heads from an MLM
-    checkpoint (or the reverse) would silently start parts of the model from scratch."""
+    """--init-from continues a checkpoint's own objective and block: training ELECTRA's heads from an MLM
+    checkpoint (or the reverse) would silently start parts of the model from scratch, and another block
+    would not even have the same weights."""
     saved = objective_of(init.heads)
     if saved is not None and saved != cfg.objective:
         raise UserError(f"--init-from {init.folder}: pretrained with objective {saved}, this run has objective "
                         f"{cfg.objective}; set --objective {saved}, or start anew without --init-from")
+    ours = init.config.block_settings()
+    asked = {**(BLOCKS[cfg.model.block] if cfg.model.block else {}), **cfg.model.block_overrides()}
+    differ = [f"model.{key}={value!r} (the checkpoint's is {ours[key]!r})" for key, value in asked.items()
+              if key in ours and value != ours[key]]
+    if differ:
+        raise UserError(f"--init-from {init.folder}: another block than the checkpoint's: {'; '.join(differ)}; "
+                        f"leave model.block and its settings unset to continue the checkpoint's, or start anew")
 
 
 def resume_point(run: Path, cfg: PretrainConfig):
