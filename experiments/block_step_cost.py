@@ -1,7 +1,9 @@
 """The modern block's step against BERT's at the same width and depth, on synthetic batches (no
 corpus): an MLM model's forward, backward and AdamW step alone, four timed rounds of 10 steps per
 variant, interleaved, after one warm-up round; prints median ms/step and each variant's ratio to BERT.
-The batch is unpadded (a packed corpus), so the sliding window's band is the only mask.
+The batch is unpadded (a packed corpus), so the sliding window's band is the only mask. Variants:
+BERT as published (dropout 0.1); BERT without dropout; the modern block as ModernBERT trains it (no
+dropout); with BERT's dropout; and without its sliding window (every layer global, no dropout).
 
     PYTHONPATH=src .venv/bin/python experiments/block_step_cost.py mini 32 128   # preset batch seq
 """
@@ -22,9 +24,10 @@ P = max(1, round(T * 0.15))
 V = 2000
 VARIANTS = {
     "bert": BertConfig.from_preset(preset, vocab_size=V),
+    "bert-dropout": BertConfig.from_preset(preset, vocab_size=V, dropout=0.0, attention_dropout=0.0),
     "modern": BertConfig.from_preset(preset, block="modern", vocab_size=V, dropout=0.0, attention_dropout=0.0),
     "modern+dropout": BertConfig.from_preset(preset, block="modern", vocab_size=V),
-    "modern-window": BertConfig.from_preset(preset, block="modern", vocab_size=V, dropout=0.0,
+    "modern-nowindow": BertConfig.from_preset(preset, block="modern", vocab_size=V, dropout=0.0,
                                             attention_dropout=0.0, local_window=0),
 }
 

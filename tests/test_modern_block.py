@@ -119,8 +119,12 @@ def test_rotary_attention_depends_on_relative_offsets_only():
     assert float((shifted - plain).abs().max()) < 1e-5
     assert float((at_rows - plain[:, [4, 7]]).abs().max()) < 1e-6
     rotary = attention.rotary
-    q = torch.randn(1, 2, 12, 16)
+    q = torch.randn(1, 12, 2, 16)  # (B, T, N, D)
     assert torch.allclose(rotary(q, None).norm(dim=-1), q.norm(dim=-1), atol=1e-5)  # a rotation keeps lengths
+    # the hand-written backward is the true gradient (checked in fp64), at all positions and at rows
+    q = torch.randn(2, 5, 2, 16, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: rotary(t, None), (q,))
+    assert torch.autograd.gradcheck(lambda t: rotary(t, torch.tensor([[3, 9, 1, 0, 2], [5, 5, 7, 8, 60]])), (q,))
 
 
 def test_pre_ln_out_projections_start_scaled_down():

@@ -42,27 +42,51 @@ class Embeddings(nn.Module):
 class Rotary(nn.Module):
     """Rotary position embeddings (Su et al. 2021) in the rotate-half layout (GPT-NeoX, ModernBERT):
     the pair (x[i], x[i + D/2]) turns by position x theta^(-2i/D). The tables are computed in fp32 the
-    way transformers computes them, so that an exported model matches to the last bits, and are not
-    saved: they follow from the config."""
+    way transformers computes them, so that an exported model matches it, and are not saved: they
+    follow from the config. `sin` holds the rotation's sign (-sin on the first half), so that the
+    turn is x cos + swap_halves(x) sin, three kernels each way (see _Rotate)."""
 
     def __init__(self, head_dim: int, max_positions: int, theta: float):
         super().__init__()
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
         angles = torch.arange(max_positions, dtype=torch.float32)[:, None] * inv_freq[None, :]  # (P, D/2)
-        angles = torch.cat([angles, angles], dim=-1)  # (P, D)
-        self.register_buffer("cos", angles.cos(), persistent=False)
-        self.register_buffer("sin", angles.sin(), persistent=False)
+        self.register_buffer("cos", torch.cat([angles.cos(), angles.cos()], dim=-1), persistent=False)  # (P, D)
+        self.register_buffer("sin", torch.cat([-angles.sin(), angles.sin()], dim=-1), persistent=False)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
-        """x (B, N, T, D) at positions 0..T-1, or at `positions` (B, T); in fp32, back in x's dtype."""
+        """x (B, T, ..., D), positions along dim 1: 0..T-1, or `positions` (B, T). Turned in fp32 and
+        returned in x's dtype."""
         if positions is None:
-            cos, sin = self.cos[: x.shape[2]], self.sin[: x.shape[2]]  # (T, D)
+            cos, sin = self.cos[: x.shape[1]], self.sin[: x.shape[1]]  # (T, D)
         else:
-            cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]  # (B, 1, T, D)
-        y = x.float()
-        first, second = y.chunk(2, dim=-1)
-        rotated = torch.cat([-second, first], dim=-1)
-        return (y * cos.float() + rotated * sin.float()).to(x.dtype)
+            cos, sin = self.cos[positions], self.sin[positions]  # (B, T, D)
+        between = (1,) * (x.dim() - 3)  # broadcast over the head (and q/k) axes
+        shape = (*cos.shape[:-1], *between, cos.shape[-1])
+        return _Rotate.apply(x, cos.float().view(shape), sin.float().view(shape))
+
+
+def _swap_halves(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat([second, first], dim=-1)
+
+
+class _Rotate(torch.autograd.Function):
+    """y = x cos + swap(x) sin. A rotation's gradient is the opposite rotation, g cos + swap(g sin)
+    with the signed sin, so backward needs only the tables: autograd's own graph of the same ops
+    would keep the unrotated queries and keys of every layer alive until backward. (Time is the same
+    either way: rotary is memory-bound, about 15 % of a BERT-tiny step, bench/RESULTS.md.)"""
+
+    @staticmethod
+    def forward(ctx, x, cos, sin):
+        ctx.save_for_backward(cos, sin)
+        y = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16 up to fp32; fp64 stays fp64
+        return torch.addcmul(y * cos, _swap_halves(y), sin).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cos, sin = ctx.saved_tensors
+        g = grad.to(torch.promote_types(grad.dtype, torch.float32))
+        return torch.addcmul(_swap_halves(g * sin), g, cos).to(grad.dtype), None, None
 
 
 class SelfAttention(nn.Module):
@@ -86,15 +110,20 @@ class SelfAttention(nn.Module):
         B, T, H = x.shape
         N, D = self.num_heads, H // self.num_heads
         if queries is None:
-            q, k, v = self.qkv(x).view(B, T, 3, N, D).unbind(dim=2)  # 3 x (B, T, N, D)
+            qkv = self.qkv(x).view(B, T, 3, N, D)
+            if self.rotary is not None:  # queries and keys turned in one pass
+                q, k = self.rotary(qkv[:, :, :2], None).unbind(dim=2)
+                v = qkv[:, :, 2]
+            else:
+                q, k, v = qkv.unbind(dim=2)  # 3 x (B, T, N, D)
         else:
             w_q, w_kv = self.qkv.weight.split([H, 2 * H])
             b_q, b_kv = (None, None) if self.qkv.bias is None else self.qkv.bias.split([H, 2 * H])
             q = F.linear(queries, w_q, b_q).view(B, -1, N, D)  # (B, Q, N, D)
             k, v = F.linear(x, w_kv, b_kv).view(B, T, 2, N, D).unbind(dim=2)
+            if self.rotary is not None:
+                q, k = self.rotary(q, rows), self.rotary(k, None)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, N, T or Q, D)
-        if self.rotary is not None:
-            q, k = self.rotary(q, rows), self.rotary(k, None)
         dropout = self.attention_dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, N, Q, D)
         return self.out(y.transpose(1, 2).reshape(B, -1, H))
