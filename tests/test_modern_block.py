@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from bertcli.checkpoint import load_checkpoint, load_pretraining_model
@@ -316,3 +315,21 @@ def test_bad_block_settings_name_the_key(corpus, tmp_path, capsys):
     assert cli("pretrain", "--corpus", corpus, "--out", tmp_path / "d", *SMALL, "--block", "modern",
                "--set", "model.num_heads=3", "--set", "train.max_steps=1") == 2
     assert "model.hidden_size 32 is not divisible by model.num_heads 3" in capsys.readouterr().err
+
+
+def test_onnx_export_of_the_modern_block_keeps_the_window_at_any_length(modern_run, tmp_path):
+    """The graph is traced at a short example, shorter than the band; it must still apply the sliding
+    window to longer inputs, and take the same three inputs as BERT's (token_type_ids unused)."""
+    pytest.importorskip("onnxruntime")
+    from bertcli.checkpoint import load_encoder
+    from bertcli.hf.onnx import OnnxModule
+
+    assert cli("convert", modern_run / "final", "--to", "onnx", "--out", tmp_path / "onnx") == 0
+    ckpt = load_checkpoint(modern_run / "final")
+    graph = OnnxModule(tmp_path / "onnx" / "model.onnx", threads=1)
+    ids, mask = _inputs(ckpt.config.vocab_size)  # 50 tokens: past the window of 16
+    with torch.no_grad():
+        ours, _ = load_encoder(ckpt).eval()(ids, None, mask)
+    theirs = graph(ids, None, mask)
+    theirs = theirs[0] if isinstance(theirs, tuple) else theirs
+    assert float((ours - theirs)[mask.bool()].abs().max()) < 1e-4

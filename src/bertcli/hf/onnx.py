@@ -142,6 +142,9 @@ class OnnxModule(nn.Module):
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = Path(path)
+        # A model without segment embeddings (the modern block) ignores token_type_ids, and the
+        # exporter drops an input the graph never reads, so feed only what the graph takes.
+        self.inputs = [i.name for i in self.session.get_inputs()]
         # forward_all and embed find their device through parameters(): this one says CPU
         self._where = nn.Parameter(torch.empty(0), requires_grad=False)
 
@@ -151,7 +154,7 @@ class OnnxModule(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         feed = {name: tensor.detach().cpu().numpy().astype(np.int64, copy=False)
-                for name, tensor in zip(INPUTS, (input_ids, token_type_ids, attention_mask))}
+                for name, tensor in zip(INPUTS, (input_ids, token_type_ids, attention_mask)) if name in self.inputs}
         outputs = [torch.from_numpy(array) for array in self.session.run(None, feed)]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 

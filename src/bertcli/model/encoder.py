@@ -253,14 +253,17 @@ class LayerMasks:
     def __init__(self, attention_mask: torch.Tensor | None, length: int, window: int, device: torch.device):
         self.padding = attention_bias(attention_mask)  # (B, 1, 1, T) or None
         self.local = self.padding
-        if window and length > window // 2 + 1:
+        # An ONNX graph is traced once at a short example, so it must always build the band: a branch
+        # on the length would be frozen at the example's and long inputs would attend globally.
+        if window and (length > window // 2 + 1 or torch.onnx.is_in_onnx_export()):
             idx = torch.arange(length, device=device)
-            band = ((idx[:, None] - idx[None, :]).abs() <= window // 2)[None, None]  # (1, 1, T, T)
+            offset = idx[:, None] - idx[None, :]  # (T, T)
+            band = (offset.abs() <= window // 2)[None, None]  # (1, 1, T, T)
             if self.padding is not None:
                 # A padded query far from every real token would have no key left, and SDPA turns an
                 # empty row into NaN, which 0-weights do not stop; letting each position see itself
                 # keeps every row non-empty and changes nothing at the real positions.
-                band = (band & self.padding) | torch.eye(length, dtype=torch.bool, device=device)
+                band = (band & self.padding) | (offset == 0)
             self.local = band
 
     def of(self, layer: "EncoderLayer", rows: torch.Tensor | None = None) -> torch.Tensor | None:

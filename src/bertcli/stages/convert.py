@@ -377,7 +377,8 @@ def export_onnx(checkpoint: Path, out: Path) -> Path:
         shutil.copy2(ckpt.folder / MODEL_JSON, tmp / MODEL_JSON)
         tokenizer.copy_to(tmp / "tokenizer")
         artifacts.write_manifest(tmp, "onnx-export", {"convert": {"to": "onnx", "source": str(ckpt.folder)}},
-                                 [ckpt.folder / WEIGHTS], task=ckpt.task, graph_inputs=list(onnx.INPUTS),
+                                 [ckpt.folder / WEIGHTS], task=ckpt.task,
+                                 graph_inputs=onnx.OnnxModule(tmp / onnx.ONNX_FILE).inputs,
                                  graph_outputs=list(reference.outputs), opset=onnx.OPSET,
                                  parity_texts=len(inputs[0]), parity=parity)
     fp32, int8 = parity[onnx.ONNX_FILE], parity[onnx.INT8_FILE]
