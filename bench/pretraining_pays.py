@@ -47,7 +47,8 @@ def main() -> None:
         run("tokenize", "train", "--input", *text, "--out", tok, "--vocab-size", args.vocab_size, "--lowercase")
     build_corpus(args, text, tok, corpus, args.seq_len)
     pretrained, scratch = out / "pretrained", out / "scratch"
-    model = ["--preset", args.preset, *sum((["--set", s] for s in args.model_set), [])]
+    settings = sum((["--set", s] for s in args.model_set), [])
+    model = ["--preset", args.preset, *settings]
     started = time.perf_counter()
     if not args.phase2_seq_len:
         pretrain(args, args.pretrain_recipe, pretrained, corpus, model, args.steps, args.batch_size, args.pretrain_lr,
@@ -64,8 +65,9 @@ def main() -> None:
         pretrain(args, args.pretrain_recipe, phase1, corpus, model, args.steps - phase2_steps, args.batch_size,
                  args.pretrain_lr, args.budget_seconds * (1 - args.phase2_fraction))
         phase2_batch = args.batch_size * args.seq_len // args.phase2_seq_len
-        pretrain(args, args.phase2_recipe, pretrained, long_corpus, ["--init-from", phase1 / "final"], phase2_steps,
-                 phase2_batch, args.phase2_lr, args.budget_seconds * args.phase2_fraction)
+        # --model-set reaches phase 2 too (objective, dropout; block keys equal to phase 1's are accepted)
+        pretrain(args, args.phase2_recipe, pretrained, long_corpus, ["--init-from", phase1 / "final", *settings],
+                 phase2_steps, phase2_batch, args.phase2_lr, args.budget_seconds * args.phase2_fraction)
     pretrain_seconds = time.perf_counter() - started
     if not (scratch / "final").exists():
         run("pretrain", args.pretrain_recipe, "--corpus", corpus, "--out", scratch, *model, "--max-steps", 0,
@@ -221,7 +223,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--phase2-recipe", default="recipes/pretrain/sst2-tapt-phase2.yaml")
     p.add_argument("--finetune-recipe", default="recipes/finetune/sst2.yaml")
     p.add_argument("--preset", default="tiny")
-    p.add_argument("--model-set", nargs="*", default=[], help="extra --set for pretraining, e.g. model.dropout=0")
+    p.add_argument("--model-set", nargs="*", default=[], help="extra --set for pretraining (both phases), e.g. "
+                   "model.dropout=0, model.block=modern, objective=electra")
     p.add_argument("--steps", type=int, default=24000, help="the schedule's length, both phases; --budget-seconds "
                    "stops the run earlier on a slower machine")
     p.add_argument("--pretrain-lr", type=float, default=1e-3)

@@ -6,8 +6,12 @@ BERT as published (dropout 0.1); BERT without dropout; the modern block as Moder
 dropout); with BERT's dropout; and without its sliding window (every layer global, no dropout).
 
     PYTHONPATH=src .venv/bin/python experiments/block_step_cost.py mini 32 128   # preset batch seq
+    PYTHONPATH=src .venv/bin/python experiments/block_step_cost.py tiny 32 128 ablate
+
+`ablate`: BERT without dropout with one modern setting added at a time, to see what each costs.
 """
 
+import dataclasses
 import statistics
 import sys
 import time
@@ -30,6 +34,15 @@ VARIANTS = {
     "modern-nowindow": BertConfig.from_preset(preset, block="modern", vocab_size=V, dropout=0.0,
                                             attention_dropout=0.0, local_window=0),
 }
+
+if sys.argv[4:] == ["ablate"]:
+    plain = dataclasses.replace(VARIANTS["bert"], dropout=0.0, attention_dropout=0.0)
+    VARIANTS = {"bert": plain, "modern": VARIANTS["modern"],
+                "+rotary": dataclasses.replace(plain, position="rotary"),
+                "+geglu": dataclasses.replace(plain, ffn="geglu", intermediate_size=VARIANTS["modern"].intermediate_size),
+                "+pre-LN": dataclasses.replace(plain, norm="pre"),
+                "+no biases": dataclasses.replace(plain, bias=False),
+                "modern-rotary": dataclasses.replace(VARIANTS["modern"], position="learned")}
 
 
 def batch() -> dict:
@@ -57,6 +70,6 @@ for _ in range(5):
         times[k].append(time.perf_counter() - start)
 ms = {k: statistics.median(v[1:]) / 10 * 1000 for k, v in times.items()}
 params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
-print(f"{preset} batch {B} seq {T} (ms/step, x BERT's, parameters):")
+print(f"{preset} batch {B} seq {T} (ms/step, x the first row's, parameters):")
 for k in models:
     print(f"  {k:15s} {ms[k]:7.1f} ms  {ms[k] / ms['bert']:.2f}x  {params[k] / 1e6:.2f} M")
