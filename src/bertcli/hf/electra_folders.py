@@ -10,18 +10,18 @@ reads); with OUT/generator beside it, a whole ELECTRA pretraining checkpoint tha
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 from safetensors.torch import save_file
 
 from bertcli import artifacts
-from bertcli.checkpoint import MODEL_JSON, WEIGHTS, save_checkpoint
+from bertcli.checkpoint import MODEL_JSON, WEIGHTS
 from bertcli.errors import UserError
 from bertcli.hf import electra_weights
 from bertcli.hf.bert_weights import ConversionError
 from bertcli.hf.missing_weights import MISSING_WEIGHT_SEED, seeded_pooler
-from bertcli.hf.tokenizer import export_tokenizer, import_wordpiece
+from bertcli.hf.imported import write_imported
+from bertcli.hf.tokenizer import export_tokenizer
 from bertcli.model.config import BertConfig
 from bertcli.model.electra import ELECTRA_HEADS
 from bertcli.runtime import console
@@ -93,11 +93,7 @@ def import_electra(hf_dir: Path, out: Path, hf_config: dict, read_weights) -> Pa
         state = {k: v for k, v in state.items() if k.startswith("bert.")}
         console.print(f"note: no {GENERATOR_DIR}/ beside {hf_dir / HF_CONFIG}: importing the discriminator's "
                       f"encoder (what fine-tuning reads); its replaced-token head is left out")
-    with tempfile.TemporaryDirectory(prefix="bertcli-hf-tok-") as tok_dir:
-        tokenizer = import_wordpiece(hf_dir, Path(tok_dir), disc_config.vocab_size)
-        with artifacts.staged_folder(out) as tmp:
-            save_checkpoint(tmp, state, disc_config, task, heads, tokenizer, extra=extra,
-                            run_config={"convert": {"from": "hf", "source": str(hf_dir)}})
+    write_imported(hf_dir, out, state, disc_config, task, heads, extra)
     console.print(f"imported {hf_dir} -> {out}: ELECTRA {'discriminator and generator' if gen_config else 'encoder'}, "
                   f"{disc_config.num_layers} layers, hidden {disc_config.hidden_size}, {len(state)} tensors; the "
                   f"pooler, which ELECTRA has not, initialised at random (seed {MISSING_WEIGHT_SEED})")

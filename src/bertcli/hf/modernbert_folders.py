@@ -10,18 +10,18 @@ Import reads either class; the pooler, which ModernBERT has not, is initialised,
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 from safetensors.torch import save_file
 
 from bertcli import artifacts
-from bertcli.checkpoint import WEIGHTS, save_checkpoint
+from bertcli.checkpoint import WEIGHTS
 from bertcli.errors import UserError
 from bertcli.hf import modernbert_weights
 from bertcli.hf.bert_weights import ConversionError
 from bertcli.hf.missing_weights import MISSING_WEIGHT_SEED, seeded_pooler
-from bertcli.hf.tokenizer import export_tokenizer, import_wordpiece
+from bertcli.hf.imported import write_imported
+from bertcli.hf.tokenizer import export_tokenizer
 from bertcli.runtime import console
 
 HF_CONFIG = "config.json"
@@ -86,11 +86,7 @@ def import_modernbert(hf_dir: Path, out: Path, hf_config: dict, read_weights) ->
     heads = ["mlm"] if task == "mlm" else []
     if task == "mlm":
         extra["absent_heads"] = ["nsp"]
-    with tempfile.TemporaryDirectory(prefix="bertcli-hf-tok-") as tok_dir:
-        tokenizer = import_wordpiece(hf_dir, Path(tok_dir), config.vocab_size)
-        with artifacts.staged_folder(out) as tmp:
-            save_checkpoint(tmp, state, config, task, heads, tokenizer, extra=extra,
-                            run_config={"convert": {"from": "hf", "source": str(hf_dir)}})
+    write_imported(hf_dir, out, state, config, task, heads, extra)
     console.print(f"imported {hf_dir} -> {out}: ModernBERT {task}, {config.num_layers} layers, hidden "
                   f"{config.hidden_size}, {len(state)} tensors; the pooler, which ModernBERT has not, initialised "
                   f"at random (seed {MISSING_WEIGHT_SEED})")

@@ -13,7 +13,6 @@ import json
 import pickle
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -21,11 +20,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from bertcli import artifacts
-from bertcli.checkpoint import ENCODER_PREFIX, MODEL_JSON, WEIGHTS, load_checkpoint, load_encoder, save_checkpoint
+from bertcli.checkpoint import ENCODER_PREFIX, MODEL_JSON, WEIGHTS, load_checkpoint, load_encoder
 from bertcli.errors import UserError
 from bertcli.hf import onnx
-from bertcli.hf.tokenizer import export_tokenizer, import_wordpiece, read_json
+from bertcli.hf.tokenizer import export_tokenizer, read_json
 from bertcli.model.config import BertConfig
+from bertcli.hf.imported import write_imported
 from bertcli.hf.missing_weights import MISSING_WEIGHT_SEED, seeded_pooler
 from bertcli.hf.bert_weights import (
     ARCHITECTURES,
@@ -114,12 +114,7 @@ def import_hf(hf_dir: Path, out: Path) -> Path:
         console.print(f"note: {weights_path} has no next-sentence head (BertForMaskedLM has none); "
                       f"`bertcli pretrain --init-from` starts NSP from random initialisation")
 
-    with tempfile.TemporaryDirectory(prefix="bertcli-hf-tok-") as tok_dir:
-        tokenizer = import_wordpiece(hf_dir, Path(tok_dir), config.vocab_size)
-        with artifacts.staged_folder(out) as tmp:
-            save_checkpoint(tmp, state, config, task, TASK_HEADS[task], tokenizer,
-                            labels=labels if task == "cls" else None, extra=extra,
-                            run_config={"convert": {"from": "hf", "source": str(hf_dir)}})
+    write_imported(hf_dir, out, state, config, task, TASK_HEADS[task], extra, labels if task == "cls" else None)
     console.print(f"imported {hf_dir} -> {out}: {task} model, {config.num_layers} layers, hidden "
                   f"{config.hidden_size}, vocab {config.vocab_size:,} (WordPiece), {len(state)} tensors")
     return out
@@ -368,8 +363,9 @@ def export_onnx(checkpoint: Path, out: Path) -> Path:
     inputs = onnx.parity_inputs(tokenizer, min(128, ckpt.config.max_position_embeddings))
     with artifacts.staged_folder(out) as tmp:
         onnx.build_graphs(reference, tmp, ckpt.config, int8=True)
-        parity = {name: onnx.compare(reference, onnx.OnnxModule(tmp / name), inputs, reference.outputs).to_dict()
-                  for name in (onnx.ONNX_FILE, onnx.INT8_FILE)}
+        graphs = {name: onnx.OnnxModule(tmp / name) for name in (onnx.ONNX_FILE, onnx.INT8_FILE)}
+        parity = {name: onnx.compare(reference, graph, inputs, reference.outputs).to_dict()
+                  for name, graph in graphs.items()}
         worst = max(parity[onnx.ONNX_FILE]["max_abs_diff"].values())
         if worst > ONNX_FP32_TOLERANCE:
             raise UserError(f"{ckpt.folder}: the ONNX graph differs from PyTorch by {worst:.2g} (more than "
@@ -378,7 +374,7 @@ def export_onnx(checkpoint: Path, out: Path) -> Path:
         tokenizer.copy_to(tmp / "tokenizer")
         artifacts.write_manifest(tmp, "onnx-export", {"convert": {"to": "onnx", "source": str(ckpt.folder)}},
                                  [ckpt.folder / WEIGHTS], task=ckpt.task,
-                                 graph_inputs=onnx.OnnxModule(tmp / onnx.ONNX_FILE).inputs,
+                                 graph_inputs=graphs[onnx.ONNX_FILE].inputs,
                                  graph_outputs=list(reference.outputs), opset=onnx.OPSET,
                                  parity_texts=len(inputs[0]), parity=parity)
     fp32, int8 = parity[onnx.ONNX_FILE], parity[onnx.INT8_FILE]
