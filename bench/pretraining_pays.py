@@ -230,7 +230,7 @@ def parse_args() -> argparse.Namespace:
                    "model.dropout=0, model.block=modern, objective=electra")
     p.add_argument("--steps", type=int, default=36000, help="the schedule's length, both phases; --budget-seconds "
                    "stops the run earlier on a slower machine (36,000: what 30 minutes buy the modern block "
-                   "on the 2-core bench machine; BERT's block: 24,000)")
+                   "on the 2-core bench machine; BERT's block: 24,000 on 2026-11-27's machine, 38,000 on 2026-12-07's)")
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
     p.add_argument("--budget-seconds", type=float, default=1800,
                    help="pretraining's time limit (train.max_seconds), both phases together")
