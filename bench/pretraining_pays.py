@@ -18,7 +18,7 @@ other unlabelled text (--text).
 
   .venv/bin/python bench/pretraining_pays.py --out bench/out/pays-modern   # the shipped recipe (sst2-tapt-modern*.yaml)
   .venv/bin/python bench/pretraining_pays.py --out bench/out/pays4 --pretrain-recipe recipes/pretrain/sst2-tapt.yaml \
-      --phase2-recipe recipes/pretrain/sst2-tapt-phase2.yaml --steps 24000   # BERT's block (bench/RESULTS.md part 3)
+      --phase2-recipe recipes/pretrain/sst2-tapt-phase2.yaml   # BERT's block (bench/RESULTS.md part 3; --steps from its recipes: 24,000)
   .venv/bin/python bench/pretraining_pays.py --steps 600 --out bench/out/pays-short --sizes 2000
   .venv/bin/python bench/pretraining_pays.py --phase2-seq-len 0 --steps 11000 --threads 1   # the one-phase recipe
 """
@@ -228,9 +228,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--preset", default="tiny")
     p.add_argument("--model-set", nargs="*", default=[], help="extra --set for pretraining (both phases), e.g. "
                    "model.dropout=0, model.block=modern, objective=electra")
-    p.add_argument("--steps", type=int, default=36000, help="the schedule's length, both phases; --budget-seconds "
-                   "stops the run earlier on a slower machine (36,000: what 30 minutes buy the modern block "
-                   "on the 2-core bench machine; BERT's block: 24,000 on 2026-11-27's machine, 38,000 on 2026-12-07's)")
+    p.add_argument("--steps", type=int, default=None, help="the schedule's length, both phases (default: the "
+                   "recipes' train.max_steps added up: 36,000 for the modern recipes, 24,000 for BERT's); "
+                   "--budget-seconds stops the run earlier on a slower machine. Size it to the machine: "
+                   "BERT's block ran 24,000 in 30 minutes on 2026-11-27's machine, 38,000 on 2026-12-07's")
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
     p.add_argument("--budget-seconds", type=float, default=1800,
                    help="pretraining's time limit (train.max_seconds), both phases together")
@@ -253,7 +254,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--full-grid-all-seeds", dest="select_on_first_seed", action="store_false",
                    help="run every seed at every lr on the full training set too (by default the lr for the "
                         "full set is picked on the first seed, then the other seeds run at that lr only)")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.steps is None:
+        args.steps = recipe_steps(args.pretrain_recipe) + (recipe_steps(args.phase2_recipe) if args.phase2_seq_len else 0)
+    return args
+
+
+def recipe_steps(recipe: str) -> int:
+    """A pretraining recipe's train.max_steps, so that the schedule is written in one place."""
+    import yaml  # bertcli's own dependency
+
+    return int(yaml.safe_load((ROOT / recipe).read_text(encoding="utf-8"))["train"]["max_steps"])
 
 
 if __name__ == "__main__":
