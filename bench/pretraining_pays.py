@@ -16,7 +16,7 @@ No label is used anywhere before fine-tuning: the pretraining text is the *sente
 training split without their labels (task-adaptive pretraining, Gururangan et al. 2020), and/or
 other unlabelled text (--text).
 
-  .venv/bin/python bench/pretraining_pays.py --out bench/out/pays-wide   # the shipped recipe (sst2-tapt-wide*.yaml, L2-H256)
+  .venv/bin/python bench/pretraining_pays.py --out bench/out/pays-wide   # the shipped recipe (sst2-tapt-wide.yaml, L2-H256, then sst2-tapt-modern-phase2.yaml)
   .venv/bin/python bench/pretraining_pays.py --out bench/out/pays-modern --pretrain-recipe recipes/pretrain/sst2-tapt-modern.yaml \
       --phase2-recipe recipes/pretrain/sst2-tapt-modern-phase2.yaml   # the modern block at BERT-tiny's size
   .venv/bin/python bench/pretraining_pays.py --out bench/out/pays4 --pretrain-recipe recipes/pretrain/sst2-tapt.yaml \
@@ -225,13 +225,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--corpus-recipe", default="recipes/corpus/sst2-tapt.yaml")
     # The modern block at L2-H256 (issue 19: the best of the 30-minute rows on all 67,349 sentences)
     p.add_argument("--pretrain-recipe", default="recipes/pretrain/sst2-tapt-wide.yaml")
-    p.add_argument("--phase2-recipe", default="recipes/pretrain/sst2-tapt-wide-phase2.yaml")
+    p.add_argument("--phase2-recipe", default="recipes/pretrain/sst2-tapt-modern-phase2.yaml")
     p.add_argument("--finetune-recipe", default="recipes/finetune/sst2.yaml")
     p.add_argument("--preset", default=None, help="the model's size (default: the pretraining recipe's)")
     p.add_argument("--model-set", nargs="*", default=[], help="extra --set for pretraining (both phases), e.g. "
                    "model.dropout=0, model.block=modern, objective=electra")
     p.add_argument("--steps", type=int, default=None, help="the schedule's length, both phases (default: the "
-                   "recipes' train.max_steps added up: 15,000 for the wide recipes, 36,000 for the tiny modern ones, 24,000 for BERT's); "
+                   "phase-1 recipe's train.max_steps plus --phase2-fraction of the whole: 15,000 for the wide "
+                   "recipe, 36,000 for the tiny modern one, 24,000 for BERT's); "
                    "--budget-seconds stops the run earlier on a slower machine. Size it to the machine: "
                    "BERT's block ran 24,000 in 30 minutes on 2026-11-27's machine, 38,000 on 2026-12-07's")
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
@@ -258,15 +259,13 @@ def parse_args() -> argparse.Namespace:
                         "full set is picked on the first seed, then the other seeds run at that lr only)")
     args = p.parse_args()
     if args.steps is None:
-        args.steps = recipe_steps(args.pretrain_recipe) + (recipe_steps(args.phase2_recipe) if args.phase2_seq_len else 0)
+        # The schedule is written once, in the phase-1 recipe; phase 2 is its share of the whole (the
+        # phase-2 recipe's own max_steps is for running it by hand and is overridden here).
+        from bertcli.config import PretrainConfig, load_config
+
+        phase1 = load_config(PretrainConfig, ROOT / args.pretrain_recipe).train.max_steps
+        args.steps = round(phase1 / (1 - args.phase2_fraction)) if args.phase2_seq_len else phase1
     return args
-
-
-def recipe_steps(recipe: str) -> int:
-    """A pretraining recipe's train.max_steps, so that the schedule is written in one place."""
-    import yaml  # bertcli's own dependency
-
-    return int(yaml.safe_load((ROOT / recipe).read_text(encoding="utf-8"))["train"]["max_steps"])
 
 
 if __name__ == "__main__":
